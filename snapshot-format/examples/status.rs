@@ -14,6 +14,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.hash, s.revision, s.total_key, s.total_size
     );
     let h = snap.hash_kv(rev)?;
-    println!("hashkv rev {}: {} (compact {})", h.hash_revision, h.hash, h.compact_revision);
+    println!(
+        "hashkv rev {}: {} (compact {})",
+        h.hash_revision, h.hash, h.compact_revision
+    );
     Ok(())
 }

@@ -8,8 +8,8 @@ mod status;
 
 pub use buckets::{AlarmMember, AuthSummary, EtcdMeta, Lease, Member};
 pub use query::{
-    HashKv, HistoryEntry, KeyRevisions, KeySize, KeyStats, PrefixUsage, RangeQuery, RangeResult,
-    prefix_end,
+    HashKv, HistoryEntry, KeyRevisions, KeySize, KeyStats, PrefixUsage, RangeEntry, RangeQuery,
+    RangeResult, prefix_end,
 };
 pub use revision::{Revision, RevisionKey, RevisionKeyError, kv_user_key};
 pub use snapshot::{

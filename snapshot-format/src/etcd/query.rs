@@ -89,7 +89,16 @@ pub struct RangeResult {
     pub more: bool,
     /// The key-values, sorted by key.
     #[serde(skip)]
-    pub kvs: Vec<KeyValue>,
+    pub kvs: Vec<RangeEntry>,
+}
+
+/// One key of a range result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeEntry {
+    /// The record (value empty when the query asked for keys only).
+    pub kv: KeyValue,
+    /// Size of the value in the database.
+    pub value_size: usize,
 }
 
 /// One revision of a key.
@@ -207,7 +216,7 @@ fn decode_kv(e: &LeafElement<'_>, bucket: &Bucket<'_>) -> Result<KeyValue> {
 #[derive(Clone)]
 struct Latest {
     rev: RevisionKey,
-    kv: KeyValue,
+    entry: RangeEntry,
 }
 
 #[derive(Default, Clone)]
@@ -270,10 +279,17 @@ impl Snapshot {
                 return Ok(());
             }
             let mut kv = decode_kv(e, &bucket)?;
+            let value_size = kv.value.len();
             if q.keys_only {
                 kv.value = Vec::new();
             }
-            acc.insert(user.to_vec(), Latest { rev: k, kv });
+            acc.insert(
+                user.to_vec(),
+                Latest {
+                    rev: k,
+                    entry: RangeEntry { kv, value_size },
+                },
+            );
             Ok(())
         })?;
         let mut latest: BTreeMap<Vec<u8>, Latest> = BTreeMap::new();
@@ -287,10 +303,10 @@ impl Snapshot {
                 }
             }
         }
-        let mut kvs: Vec<KeyValue> = latest
+        let mut kvs: Vec<RangeEntry> = latest
             .into_values()
             .filter(|l| !l.rev.tombstone)
-            .map(|l| l.kv)
+            .map(|l| l.entry)
             .collect();
         let count = kvs.len();
         let more = q.limit > 0 && count > q.limit;

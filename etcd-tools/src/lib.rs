@@ -1,0 +1,10 @@
+//! etcd operations built on [`snapshot_format`]: the data views the `salvor etcd …`
+//! commands print. Findings and plans are data; printing is the CLI's job.
+//!
+//! ```
+//! use etcd_tools::view::Bytes;
+//! let b = Bytes::from(&b"/registry/pods/default/web"[..]);
+//! assert_eq!(serde_json::to_string(&b).unwrap(), "\"/registry/pods/default/web\"");
+//! ```
+
+pub mod view;
