@@ -2,6 +2,8 @@
 //! panic, a hang or unbounded memory. The base file is a real etcd 3.4 snapshot
 //! (`testenv/fixtures/k8s-small.db`, see the README there).
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
