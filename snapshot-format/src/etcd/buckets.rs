@@ -62,11 +62,16 @@ pub struct EtcdMeta {
 
 impl EtcdMeta {
     /// The compacted revision a restarted etcd would use: a scheduled compaction that did
-    /// not finish is resumed, so it counts.
+    /// not finish is resumed, so it counts. `-1` when nothing was ever compacted, as etcd
+    /// reports it (`compactMainRev` starts at -1).
     pub fn compact_revision(&self) -> i64 {
-        let finished = self.finished_compact_revision.unwrap_or(0);
-        let scheduled = self.scheduled_compact_revision.unwrap_or(0);
-        finished.max(scheduled)
+        match (
+            self.finished_compact_revision,
+            self.scheduled_compact_revision,
+        ) {
+            (None, None) => -1,
+            (f, s) => f.unwrap_or(-1).max(s.unwrap_or(-1)),
+        }
     }
 }
 
