@@ -197,12 +197,9 @@ impl Db {
         })
     }
 
-    /// Reads page `id` with its overflow pages, checking that it lies inside the
-    /// high-water mark and that its header carries its own id.
-    pub fn read_page(&self, id: u64) -> Result<PageBuf<'_>> {
+    /// Checks that page `id` may be read: inside the tree area, below the high-water mark.
+    fn check_page_id(&self, id: u64) -> Result<u64> {
         let hwm = self.active.high_water_mark;
-        let ps = self.page_size as u64;
-        let offset = id.saturating_mul(ps);
         if id < 2 || id >= hwm {
             return Err(Error::corrupt(
                 Location {
@@ -212,12 +209,13 @@ impl Db {
                 format!("page id {id} is outside the tree area (pages 2..{hwm})"),
             ));
         }
+        Ok(id * self.page_size as u64)
+    }
+
+    /// Validates the header of page `id` and returns the length of the whole page span.
+    fn checked_span(&self, id: u64, offset: u64, first: &[u8]) -> Result<(PageHeader, usize)> {
         let at = Location::page(id, offset);
-        let first = self
-            .source
-            .read_at(offset, ps as usize)
-            .map_err(|e| Error::corrupt(at.clone(), format!("cannot read page: {e}")))?;
-        let header = PageHeader::parse(&first, at.clone())?;
+        let header = PageHeader::parse(first, at.clone())?;
         if header.id != id {
             return Err(Error::corrupt(
                 at,
@@ -230,14 +228,7 @@ impl Db {
                 ),
             ));
         }
-        if header.overflow == 0 {
-            return Ok(PageBuf {
-                id,
-                offset,
-                header,
-                data: first,
-            });
-        }
+        let hwm = self.active.high_water_mark;
         let last = id + header.overflow as u64;
         if last >= hwm {
             return Err(Error::corrupt(
@@ -248,18 +239,77 @@ impl Db {
                 ),
             ));
         }
+        Ok((
+            header,
+            (header.overflow as usize + 1) * self.page_size as usize,
+        ))
+    }
+
+    fn read_error(id: u64, offset: u64, e: std::io::Error) -> Error {
+        Error::corrupt(Location::page(id, offset), format!("cannot read page: {e}"))
+    }
+
+    /// Reads page `id` with its overflow pages, checking that it lies inside the
+    /// high-water mark and that its header carries its own id.
+    pub fn read_page(&self, id: u64) -> Result<PageBuf<'_>> {
+        let offset = self.check_page_id(id)?;
+        let ps = self.page_size as usize;
+        let first = self
+            .source
+            .read_at(offset, ps)
+            .map_err(|e| Self::read_error(id, offset, e))?;
+        let (header, len) = self.checked_span(id, offset, &first)?;
+        if len == ps {
+            return Ok(PageBuf {
+                id,
+                offset,
+                header,
+                data: first,
+            });
+        }
         drop(first);
-        let len = (header.overflow as u64 + 1) * ps;
         let data = self
             .source
-            .read_at(offset, len as usize)
-            .map_err(|e| Error::corrupt(at, format!("cannot read page with overflow: {e}")))?;
+            .read_at(offset, len)
+            .map_err(|e| Self::read_error(id, offset, e))?;
         Ok(PageBuf {
             id,
             offset,
             header,
             data,
         })
+    }
+
+    /// Like [`Db::read_page`], but without allocating: the bytes are lent by the source
+    /// when it holds the file in memory, or read into `scratch` (reused across calls).
+    /// Returns the page's bytes (with overflow) and its file offset.
+    pub fn read_page_into<'a>(
+        &'a self,
+        id: u64,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(&'a [u8], u64)> {
+        let offset = self.check_page_id(id)?;
+        let ps = self.page_size as usize;
+        let err = |e| Self::read_error(id, offset, e);
+        if let Some(first) = self.source.lend(offset, ps) {
+            let (_, len) = self.checked_span(id, offset, first.map_err(err)?)?;
+            let all = self
+                .source
+                .lend(offset, len)
+                .unwrap_or_else(|| Err(std::io::Error::other("source stopped lending bytes")));
+            return Ok((all.map_err(err)?, offset));
+        }
+        // Resizing a reused buffer zero-fills only when it grows.
+        scratch.resize(ps, 0);
+        self.source.read_exact_at(offset, scratch).map_err(err)?;
+        let (_, len) = self.checked_span(id, offset, scratch)?;
+        if len > ps {
+            scratch.resize(len, 0);
+            self.source
+                .read_exact_at(offset + ps as u64, &mut scratch[ps..])
+                .map_err(err)?;
+        }
+        Ok((scratch.as_slice(), offset))
     }
 
     /// The root bucket, whose entries are the top-level buckets.
@@ -456,7 +506,14 @@ impl<'db> Bucket<'db> {
             }
             None => {
                 let mut pages = 0;
-                walk(self.db, self.root, 0, &mut pages, &mut visit).map_err(|e| self.err_in(e))?;
+                walk(
+                    self.db,
+                    self.root,
+                    &mut scratch_below(0),
+                    &mut pages,
+                    &mut visit,
+                )
+                .map_err(|e| self.err_in(e))?;
                 part.pages = pages;
             }
         }
@@ -490,10 +547,16 @@ impl<'db> Bucket<'db> {
                 let mut part = ScanPart::default();
                 let mut last: Vec<u8> = Vec::new();
                 let mut pages = 0;
-                walk(self.db, root, depth, &mut pages, &mut |e, page, i| {
-                    check_order(&mut part, &mut last, e.key, page, i)?;
-                    visit(&mut acc, e)
-                })
+                walk(
+                    self.db,
+                    root,
+                    &mut scratch_below(depth),
+                    &mut pages,
+                    &mut |e, page, i| {
+                        check_order(&mut part, &mut last, e.key, page, i)?;
+                        visit(&mut acc, e)
+                    },
+                )
                 .map_err(|e| self.err_in(e))?;
                 part.pages = pages;
                 if part.entries > 0 {
@@ -575,13 +638,19 @@ impl<'db> Bucket<'db> {
         }
         let mut nested = Vec::new();
         let mut pages = 0;
-        walk(self.db, self.root, 0, &mut pages, &mut |e, page, i| {
-            if e.is_bucket() {
-                let at = page.element_location(i).at_key(e.key);
-                nested.push(Bucket::from_value(self.db, e.key, e.value, at)?);
-            }
-            Ok(())
-        })
+        walk(
+            self.db,
+            self.root,
+            &mut scratch_below(0),
+            &mut pages,
+            &mut |e, page, i| {
+                if e.is_bucket() {
+                    let at = page.element_location(i).at_key(e.key);
+                    nested.push(Bucket::from_value(self.db, e.key, e.value, at)?);
+                }
+                Ok(())
+            },
+        )
         .map_err(|e| self.err_in(e))?;
         for b in nested {
             pages += b.count_pages()?;
@@ -625,33 +694,125 @@ fn visit_leaf(node: &NodePage<'_>, visit: &mut Visit<'_>) -> Result<()> {
 }
 
 /// Depth-first walk of the tree under `id`, visiting leaf elements in key order.
-fn walk(db: &Db, id: u64, depth: usize, pages: &mut u64, visit: &mut Visit<'_>) -> Result<()> {
-    if depth >= MAX_DEPTH {
-        return Err(Error::corrupt(
-            Location {
-                page: Some(id),
-                ..Default::default()
-            },
-            format!("tree deeper than {MAX_DEPTH} levels: a branch page points back up the tree"),
-        ));
-    }
-    let buf = db.read_page(id)?;
-    *pages += buf.span();
-    let node = buf.node()?;
+/// `scratch` holds one reusable page buffer per level still allowed below this one.
+fn walk(
+    db: &Db,
+    id: u64,
+    scratch: &mut [Vec<u8>],
+    pages: &mut u64,
+    visit: &mut Visit<'_>,
+) -> Result<()> {
+    let Some((mine, below)) = scratch.split_first_mut() else {
+        return Err(too_deep(id));
+    };
+    let (bytes, offset) = db.read_page_into(id, mine)?;
+    walk_node(db, id, bytes, offset, below, pages, visit)
+}
+
+fn too_deep(id: u64) -> Error {
+    Error::corrupt(
+        Location {
+            page: Some(id),
+            ..Default::default()
+        },
+        format!("tree deeper than {MAX_DEPTH} levels: a branch page points back up the tree"),
+    )
+}
+
+/// Largest read that [`walk_node`] makes for a run of neighbouring children.
+const RUN_BYTES: u64 = 1 << 20;
+/// Largest distance, in pages, between neighbouring children read together (the pages
+/// in between are mostly the previous child's overflow).
+const RUN_GAP: u64 = 8;
+
+/// Walks the page `id` whose bytes are `bytes`. When the source copies bytes out
+/// (positioned reads), children stored next to each other in the file, as etcd's
+/// append-only key bucket lays them out, are read with one read per run.
+fn walk_node(
+    db: &Db,
+    id: u64,
+    bytes: &[u8],
+    offset: u64,
+    below: &mut [Vec<u8>],
+    pages: &mut u64,
+    visit: &mut Visit<'_>,
+) -> Result<()> {
+    let node = NodePage::new(bytes, id, Some(offset))?;
+    *pages += 1 + node.header().overflow as u64;
     if node.is_leaf() {
         return visit_leaf(&node, visit);
     }
-    if node.count() == 0 {
+    let count = node.count();
+    if count == 0 {
         return Err(Error::corrupt(
             node.element_location(0),
             "branch page has no elements",
         ));
     }
-    for i in 0..node.count() {
-        let child = node.branch(i)?.child;
-        walk(db, child, depth + 1, pages, visit).map_err(|e| add_parent(e, &node, i))?;
+    // Each branch level takes two scratch buffers: one for runs of its children, one for
+    // the level below. Sources that lend bytes need no run buffer.
+    let Some((run_buf, deeper)) = below.split_first_mut() else {
+        return Err(too_deep(id));
+    };
+    if db.source.lend(0, 0).is_some() {
+        for i in 0..count {
+            let child = node.branch(i)?.child;
+            walk(db, child, deeper, pages, visit).map_err(|e| add_parent(e, &node, i))?;
+        }
+        return Ok(());
+    }
+    let ps = db.page_size as u64;
+    let mut i = 0;
+    while i < count {
+        let first = node.branch(i)?.child;
+        let mut last = first;
+        let mut j = i + 1;
+        while j < count {
+            let next = node.branch(j)?.child;
+            let fits = next
+                .saturating_sub(first)
+                .saturating_add(1)
+                .saturating_mul(ps)
+                <= RUN_BYTES;
+            if next <= last || next - last > RUN_GAP || !fits {
+                break;
+            }
+            last = next;
+            j += 1;
+        }
+        if j == i + 1 {
+            walk(db, first, deeper, pages, visit).map_err(|e| add_parent(e, &node, i))?;
+            i = j;
+            continue;
+        }
+        let run_offset = db.check_page_id(first)?;
+        db.check_page_id(last)?;
+        run_buf.resize(((last - first + 1) * ps) as usize, 0);
+        db.source
+            .read_exact_at(run_offset, run_buf)
+            .map_err(|e| Db::read_error(first, run_offset, e))?;
+        for k in i..j {
+            let child = node.branch(k)?.child;
+            let rel = ((child - first) * ps) as usize;
+            let child_offset = run_offset + rel as u64;
+            let (_, len) = db.checked_span(child, child_offset, &run_buf[rel..])?;
+            let result = match run_buf.get(rel..rel + len) {
+                Some(child_bytes) => {
+                    walk_node(db, child, child_bytes, child_offset, deeper, pages, visit)
+                }
+                // The run ends inside this child's overflow: read it on its own.
+                None => walk(db, child, deeper, pages, visit),
+            };
+            result.map_err(|e| add_parent(e, &node, k))?;
+        }
+        i = j;
     }
     Ok(())
+}
+
+/// Page buffers for a walk starting at `depth`: two per level (see [`walk_node`]).
+fn scratch_below(depth: usize) -> Vec<Vec<u8>> {
+    vec![Vec::new(); 2 * MAX_DEPTH.saturating_sub(depth)]
 }
 
 /// Adds "reached from page P element i" to an error that has no page of its own.

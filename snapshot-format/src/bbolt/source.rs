@@ -9,8 +9,7 @@ use std::path::Path;
 
 /// A random-access byte source holding a bbolt file.
 ///
-/// Implementations must return exactly `len` bytes or an error; reading past
-/// [`PageSource::len`] is an error, never a short read.
+/// Reading past [`PageSource::len`] is an error, never a short read.
 pub trait PageSource: Send + Sync {
     /// Usable length in bytes (for snapshot files: without the sha256 trailer).
     fn len(&self) -> u64;
@@ -20,8 +19,25 @@ pub trait PageSource: Send + Sync {
         self.len() == 0
     }
 
-    /// `len` bytes starting at `offset`.
-    fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>>;
+    /// Lends `len` bytes at `offset` when the source holds the file in memory; `None`
+    /// when bytes must be copied out with [`PageSource::read_exact_at`].
+    fn lend(&self, offset: u64, len: usize) -> Option<io::Result<&[u8]>> {
+        let _ = (offset, len);
+        None
+    }
+
+    /// Fills `buf` with the bytes at `offset`.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// `len` bytes starting at `offset`, lent or copied.
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
+        if let Some(lent) = self.lend(offset, len) {
+            return lent.map(Cow::Borrowed);
+        }
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(offset, &mut buf)?;
+        Ok(Cow::Owned(buf))
+    }
 }
 
 fn out_of_range(offset: u64, len: usize, total: u64) -> io::Error {
@@ -33,11 +49,11 @@ fn out_of_range(offset: u64, len: usize, total: u64) -> io::Error {
     )
 }
 
-fn slice_at(data: &[u8], offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
+fn slice_at(data: &[u8], offset: u64, len: usize) -> io::Result<&[u8]> {
     let total = data.len() as u64;
     let end = offset.checked_add(len as u64).filter(|&e| e <= total);
     match end {
-        Some(end) => Ok(Cow::Borrowed(&data[offset as usize..end as usize])),
+        Some(end) => Ok(&data[offset as usize..end as usize]),
         None => Err(out_of_range(offset, len, total)),
     }
 }
@@ -76,8 +92,13 @@ impl PageSource for MemorySource {
         self.len
     }
 
-    fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
-        slice_at(&self.data, offset, len)
+    fn lend(&self, offset: u64, len: usize) -> Option<io::Result<&[u8]>> {
+        Some(slice_at(&self.data, offset, len))
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        buf.copy_from_slice(slice_at(&self.data, offset, buf.len())?);
+        Ok(())
     }
 }
 
@@ -102,13 +123,14 @@ impl PageSource for FileSource {
         self.len
     }
 
-    fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
-        if offset.checked_add(len as u64).is_none_or(|e| e > self.len) {
-            return Err(out_of_range(offset, len, self.len));
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
+            return Err(out_of_range(offset, buf.len(), self.len));
         }
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, offset)?;
-        Ok(Cow::Owned(buf))
+        FileExt::read_exact_at(&self.file, buf, offset)
     }
 }
 
@@ -142,8 +164,13 @@ impl PageSource for MmapSource {
         self.len
     }
 
-    fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
-        slice_at(&self.map, offset, len)
+    fn lend(&self, offset: u64, len: usize) -> Option<io::Result<&[u8]>> {
+        Some(slice_at(&self.map, offset, len))
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        buf.copy_from_slice(slice_at(&self.map, offset, buf.len())?);
+        Ok(())
     }
 }
 
@@ -204,6 +231,10 @@ mod tests {
             let src = kind.open(&path, 200).unwrap();
             assert_eq!(src.len(), 200);
             assert_eq!(&*src.read_at(10, 2).unwrap(), &[10, 11]);
+            let mut buf = [0u8; 2];
+            src.read_exact_at(198, &mut buf).unwrap();
+            assert_eq!(buf, [198, 199]);
+            assert!(src.read_exact_at(199, &mut buf).is_err(), "{kind:?}");
             assert!(src.read_at(199, 2).is_err(), "{kind:?}");
         }
     }
