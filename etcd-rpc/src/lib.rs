@@ -36,19 +36,8 @@ pub use proto::mvccpb::{Event, EventType, KeyValue};
 pub use streams::{SnapshotStream, SnapshotSummary, Watcher};
 
 /// The `range_end` that selects every key starting with `prefix`, as etcd's
-/// `clientv3.GetPrefixRangeEnd`: the prefix with its last byte below `0xff`
-/// incremented and what follows dropped; `[0]` (every key from `key` on) when
-/// there is no such byte, including for the empty prefix.
-pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
-    match prefix.iter().rposition(|&byte| byte < 0xff) {
-        Some(last) => {
-            let mut end = prefix[..=last].to_vec();
-            end[last] += 1;
-            end
-        }
-        None => vec![0],
-    }
-}
+/// `clientv3.GetPrefixRangeEnd` (shared with the offline readers).
+pub use snapshot_format::etcd::prefix_end as prefix_range_end;
 
 /// `(key, range_end)` selecting every key starting with `prefix`; the empty
 /// prefix selects every key (`key = [0]`, since etcd rejects an empty key).

@@ -4,7 +4,8 @@
 //! - [`etcd`]: etcd's buckets on top of it: revision keys, `KeyValue` records, meta,
 //!   members, leases, alarms, auth; snapshot files with their sha256 trailer; the
 //!   `snapshot status` hash and `HashKV`.
-//! - [`mvcc`]: the `mvccpb` record types.
+//! - [`mvcc`] and [`authpb`]: the `mvccpb` and `authpb` record types, shared with the
+//!   gRPC client so records read from files and received over the wire are one type.
 //!
 //! No network, no async runtime.
 //!
@@ -16,6 +17,7 @@
 //! # Ok::<(), snapshot_format::Error>(())
 //! ```
 
+pub mod authpb;
 pub mod bbolt;
 mod error;
 pub mod etcd;

@@ -10,7 +10,7 @@
 //! [`RangeRequest::set_sort_order`]) and unknown values read as the default.
 
 mod auth;
-pub mod authpb;
+pub use snapshot_format::authpb;
 mod cluster;
 mod kv;
 mod lease;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::revision::Revision;
 use super::snapshot::Snapshot;
+use crate::authpb::{Role, User};
 use crate::bbolt::Bucket;
 use crate::error::{Error, Location, Result};
 
@@ -164,45 +165,6 @@ impl AlarmMember {
     }
 }
 
-/// `authpb.User` (the password hash is never exposed by this crate).
-#[derive(Clone, PartialEq, Message)]
-pub struct AuthUser {
-    /// User name.
-    #[prost(bytes = "vec", tag = "1")]
-    pub name: Vec<u8>,
-    /// bcrypt hash of the password.
-    #[prost(bytes = "vec", tag = "2")]
-    pub password: Vec<u8>,
-    /// Granted roles.
-    #[prost(string, repeated, tag = "3")]
-    pub roles: Vec<String>,
-}
-
-/// `authpb.Permission`.
-#[derive(Clone, PartialEq, Message)]
-pub struct Permission {
-    /// 0 READ, 1 WRITE, 2 READWRITE.
-    #[prost(int32, tag = "1")]
-    pub perm_type: i32,
-    /// Key.
-    #[prost(bytes = "vec", tag = "2")]
-    pub key: Vec<u8>,
-    /// Range end.
-    #[prost(bytes = "vec", tag = "3")]
-    pub range_end: Vec<u8>,
-}
-
-/// `authpb.Role`.
-#[derive(Clone, PartialEq, Message)]
-pub struct AuthRole {
-    /// Role name.
-    #[prost(bytes = "vec", tag = "1")]
-    pub name: Vec<u8>,
-    /// Key permissions.
-    #[prost(message, repeated, tag = "2")]
-    pub key_permission: Vec<Permission>,
-}
-
 /// Summary of the auth buckets, without secrets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -341,15 +303,15 @@ impl Snapshot {
             }
         }
         for (k, v) in self.optional_entries(AUTH_USERS)? {
-            let user = AuthUser::decode(v.as_slice())
-                .map_err(|e| decode_err(AUTH_USERS, &k, "user", e))?;
+            let user =
+                User::decode(v.as_slice()).map_err(|e| decode_err(AUTH_USERS, &k, "user", e))?;
             summary
                 .users
                 .push((String::from_utf8_lossy(&user.name).into_owned(), user.roles));
         }
         for (k, v) in self.optional_entries(AUTH_ROLES)? {
-            let role = AuthRole::decode(v.as_slice())
-                .map_err(|e| decode_err(AUTH_ROLES, &k, "role", e))?;
+            let role =
+                Role::decode(v.as_slice()).map_err(|e| decode_err(AUTH_ROLES, &k, "role", e))?;
             summary
                 .roles
                 .push(String::from_utf8_lossy(&role.name).into_owned());

@@ -63,16 +63,19 @@ impl RangeQuery {
     }
 }
 
-/// The smallest key greater than every key with this prefix (etcd's `GetPrefixRangeEnd`).
+/// The `range_end` that selects every key starting with `prefix`, as etcd's
+/// `clientv3.GetPrefixRangeEnd`: the prefix with its last byte below `0xff` incremented
+/// and what follows dropped; `[0]` (every key from `key` on) when there is no such byte,
+/// including for the empty prefix.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
+    match prefix.iter().rposition(|&byte| byte < 0xff) {
+        Some(last) => {
+            let mut end = prefix[..=last].to_vec();
+            end[last] += 1;
+            end
         }
+        None => vec![0],
     }
-    vec![0]
 }
 
 /// The outcome of a range read.
