@@ -21,7 +21,9 @@ pub mod authpb;
 pub mod bbolt;
 mod error;
 pub mod etcd;
+pub mod k8s;
 pub mod mvcc;
+pub mod wal;
 
 pub use error::{Error, Location, Result};
 
