@@ -75,6 +75,16 @@ pub enum Command {
 /// `salvor etcd …`
 #[derive(Debug, Subcommand)]
 pub enum EtcdCommand {
+    /// Find every problem in a snapshot file, a `member/snap/db` or a data dir, in one
+    /// pass: bbolt structure, etcd's records, the sha256 trailer. Exit code 3 when any
+    /// finding is an error.
+    Check {
+        /// Snapshot file, `member/snap/db`, or an etcd data dir.
+        path: PathBuf,
+        /// Also list info findings in the table (JSON and YAML always include them).
+        #[arg(long)]
+        all: bool,
+    },
     /// Inspect a snapshot file, a `member/snap/db` file or a data dir, offline and read-only.
     Snapshot {
         /// Snapshot command.

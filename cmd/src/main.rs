@@ -18,6 +18,8 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     /// Usage error (clap uses 2 as well).
     pub const USAGE: u8 = 2;
+    /// A check or diagnosis found error-level problems.
+    pub const FINDINGS: u8 = 3;
 }
 
 fn init_logging(format: LogFormat) {
@@ -37,6 +39,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Etcd {
             command: EtcdCommand::Snapshot { command },
         } => commands::snapshot::run(command, cli.output),
+        Command::Etcd {
+            command: EtcdCommand::Check { path, all },
+        } => commands::check::run(&path, all, cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "salvor", &mut std::io::stdout());
             Ok(exit::OK)

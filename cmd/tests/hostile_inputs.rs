@@ -145,3 +145,30 @@ fn usage_errors_exit_2() {
     let (code, _) = run(&["etcd", "snapshot", "status", "x", "-o", "xml"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn check_exits_0_when_clean_and_3_on_damage() {
+    let (code, err) = run(&["etcd", "check", fixture().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(fixture()).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    let path = dir.path().join("bad-trailer.db");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(["etcd", "check", path.to_str().unwrap(), "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"SNAPSHOT_TRAILER_MISMATCH"), "{codes:?}");
+    let (code, _) = run(&["etcd", "check", "/nonexistent"]);
+    assert_eq!(code, 3);
+}

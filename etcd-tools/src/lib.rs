@@ -7,4 +7,5 @@
 //! assert_eq!(serde_json::to_string(&b).unwrap(), "\"/registry/pods/default/web\"");
 //! ```
 
+pub mod check;
 pub mod view;

@@ -19,6 +19,7 @@ fn cursor_walk_equals_scan_and_seek_finds_every_key() {
             &OpenOptions {
                 source,
                 verify_trailer: false,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -19,6 +19,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A damage could not be applied to the given file.
+    #[error("cannot damage the file: {0}")]
+    Damage(String),
+
     /// A file system operation failed.
     #[error("cannot {action} {}", path.display())]
     Io {

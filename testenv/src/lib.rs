@@ -23,6 +23,7 @@
 //! ```
 
 mod cluster;
+pub mod damage;
 mod error;
 mod pki;
 mod process;

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod check;
 pub mod snapshot;
 
 use snapshot_format::Error as FormatError;

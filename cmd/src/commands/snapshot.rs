@@ -18,6 +18,7 @@ fn open(read: &ReadArgs) -> anyhow::Result<Snapshot> {
     let opts = OpenOptions {
         source: read.read_mode.into(),
         verify_trailer: read.verify,
+        ..Default::default()
     };
     let snap =
         Snapshot::open(&read.file, &opts).with_context(|| read.file.display().to_string())?;

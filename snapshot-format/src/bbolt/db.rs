@@ -77,8 +77,9 @@ fn sane_page_size(size: u32) -> bool {
 
 impl Db {
     /// Opens a database from `source`, choosing the active meta page as bbolt does: the
-    /// valid meta (magic, version, checksum) with the higher transaction id.
-    pub fn open(source: Box<dyn PageSource>) -> Result<Db> {
+    /// valid meta (magic, version, checksum) with the higher transaction id. Fails only
+    /// when no meta page is usable; see [`Db::validate_meta`] for the rest.
+    pub fn open_unchecked(source: Box<dyn PageSource>) -> Result<Db> {
         if source.len() < (PAGE_HEADER_SIZE + META_SIZE) as u64 {
             return Err(Error::NotBbolt(format!(
                 "the file has {} bytes, too small for a bbolt meta page",
@@ -117,9 +118,30 @@ impl Db {
                 )));
             }
         };
+        Ok(Db {
+            source,
+            page_size,
+            metas,
+            active,
+        })
+    }
+
+    /// Opens a database like [`Db::open`], then checks that the active meta page fits the
+    /// file: same page size as meta page 0, high-water mark inside the file, root page
+    /// inside the tree area.
+    pub fn open(source: Box<dyn PageSource>) -> Result<Db> {
+        let db = Db::open_unchecked(source)?;
+        db.validate_meta()?;
+        Ok(db)
+    }
+
+    /// The checks [`Db::open`] makes on the active meta page, as an error.
+    pub fn validate_meta(&self) -> Result<()> {
+        let (active, page_size) = (&self.active, self.page_size);
+        let meta_at = Location::page(active.page, active.page * page_size as u64);
         if active.page_size != page_size {
             return Err(Error::corrupt(
-                Location::page(active.page, active.page as u64 * page_size as u64),
+                meta_at,
                 format!(
                     "meta page {} says the page size is {}, but meta page 0 says {page_size}",
                     active.page, active.page_size
@@ -127,34 +149,29 @@ impl Db {
             ));
         }
         let needed = active.high_water_mark.saturating_mul(page_size as u64);
-        if needed > source.len() {
+        if needed > self.source.len() {
             return Err(Error::corrupt(
-                Location::offset(source.len()),
+                Location::offset(self.source.len()),
                 format!(
                     "the file is truncated: meta page {} (txid {}) says the database uses {} pages \
                      ({needed} bytes) but the file has only {} bytes",
                     active.page,
                     active.txid,
                     active.high_water_mark,
-                    source.len()
+                    self.source.len()
                 ),
             ));
         }
         if active.root < 2 || active.root >= active.high_water_mark {
             return Err(Error::corrupt(
-                Location::page(active.page, active.page * page_size as u64),
+                meta_at,
                 format!(
                     "meta page {} points the root bucket at page {}, outside 2..{}",
                     active.page, active.root, active.high_water_mark
                 ),
             ));
         }
-        Ok(Db {
-            source,
-            page_size,
-            metas,
-            active,
-        })
+        Ok(())
     }
 
     /// Page size in bytes.

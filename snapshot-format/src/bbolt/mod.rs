@@ -5,6 +5,7 @@
 //! traverse trees. Nothing here panics or loops on a damaged file: every failure is an
 //! [`crate::Error`] naming the page and offset.
 
+pub mod check;
 mod db;
 pub mod page;
 pub mod source;

@@ -1,6 +1,7 @@
 //! etcd's data on top of bbolt: snapshot files, revision keys, buckets, status, hashes.
 
 pub mod buckets;
+pub mod check;
 mod query;
 pub mod revision;
 mod snapshot;

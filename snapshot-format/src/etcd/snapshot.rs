@@ -20,6 +20,9 @@ pub struct OpenOptions {
     pub source: SourceKind,
     /// Verify the sha256 trailer while opening (reads the whole file once more).
     pub verify_trailer: bool,
+    /// Open even when the active meta page disagrees with the file (truncated file, root
+    /// outside the tree area), for diagnosis: reads then report the damage page by page.
+    pub unchecked_meta: bool,
 }
 
 /// What the path given turned out to be.
@@ -112,7 +115,11 @@ impl Snapshot {
             .source
             .open(&db_path, db_len)
             .map_err(|e| Error::io(format!("cannot read {}", db_path.display()), e))?;
-        let db = Db::open(source)?;
+        let db = if opts.unchecked_meta {
+            Db::open_unchecked(source)?
+        } else {
+            Db::open(source)?
+        };
         let snap = Snapshot {
             path: path.to_path_buf(),
             db_path,
