@@ -6,6 +6,8 @@
 //! branch gives them. Leaf entries are handed to a visitor so a higher layer (etcd's
 //! mvcc check) can check them in the same pass.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::db::{Db, MAX_DEPTH};
@@ -73,6 +75,14 @@ fn serialize_location<S: serde::Serializer>(l: &Location, s: S) -> Result<S::Ok,
     s.serialize_str(&l.to_string())
 }
 
+/// Largest read for a run of neighbouring child pages.
+const RUN_BYTES: u64 = 1 << 20;
+/// Largest gap, in pages, between neighbouring children read together.
+const RUN_GAP: u64 = 8;
+
+/// Neighbouring pages read at once: the first page id and the bytes.
+type Run<'d> = (u64, Cow<'d, [u8]>);
+
 /// Problems recorded per kind before the rest are only counted.
 pub const MAX_PROBLEMS_PER_KIND: usize = 100;
 
@@ -114,8 +124,48 @@ pub struct VisitedEntry<'a> {
     pub bucket_path: &'a [Vec<u8>],
     /// The entry.
     pub element: &'a LeafElement<'a>,
-    /// Where it is.
-    pub location: Location,
+    /// Where the entry's element is: page and byte offset (none for inline buckets).
+    pub at: At<'a>,
+}
+
+impl VisitedEntry<'_> {
+    /// The entry's location, built when a problem needs it.
+    pub fn location(&self) -> Location {
+        self.at.key(self.element.key)
+    }
+}
+
+/// A place in the file, turned into a [`Location`] only when a problem is reported (the
+/// walk passes through millions of places that need none).
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    /// Page id, if the place is in a page of the file.
+    pub page: Option<u64>,
+    /// Absolute byte offset.
+    pub offset: Option<u64>,
+    /// The bucket.
+    pub bucket: &'a [u8],
+}
+
+impl At<'_> {
+    /// The location.
+    pub fn location(&self) -> Location {
+        let loc = Location {
+            page: self.page,
+            offset: self.offset,
+            ..Default::default()
+        };
+        if self.bucket.is_empty() {
+            loc
+        } else {
+            loc.in_bucket(self.bucket)
+        }
+    }
+
+    /// The location, at `key`.
+    pub fn key(&self, key: &[u8]) -> Location {
+        self.location().at_key(key)
+    }
 }
 
 struct Checker<'d, 'v> {
@@ -171,7 +221,7 @@ pub fn check(db: &Db, visit: &mut dyn FnMut(&VisitedEntry<'_>)) -> CheckResult {
         c.check_freelist_page(meta.freelist);
     }
     let mut path = Vec::new();
-    c.check_tree(meta.root, &mut path, None, None, None, 0);
+    c.check_tree(meta.root, None, &mut path, None, None, None, 0);
     c.finish_free_pages(meta.freelist);
     CheckResult {
         problems: c.problems,
@@ -179,7 +229,7 @@ pub fn check(db: &Db, visit: &mut dyn FnMut(&VisitedEntry<'_>)) -> CheckResult {
     }
 }
 
-impl Checker<'_, '_> {
+impl<'d> Checker<'d, '_> {
     fn report(&mut self, kind: ProblemKind, location: Location, detail: impl Into<String>) {
         let n = self.per_kind.entry(kind).or_insert(0);
         *n += 1;
@@ -226,8 +276,17 @@ impl Checker<'_, '_> {
     }
 
     /// Reads and validates the header of a page reached from `parent`; returns its bytes
-    /// (overflow included) when it can be walked.
-    fn load(&mut self, id: u64, parent: &str) -> Option<(Vec<u8>, u64)> {
+    /// (overflow included) when it can be walked. `pre` holds the page's bytes already
+    /// read with its neighbours (possibly without all of its overflow).
+    fn load<'p>(
+        &mut self,
+        id: u64,
+        parent: &str,
+        pre: Option<&'p [u8]>,
+    ) -> Option<(Cow<'p, [u8]>, u64)>
+    where
+        'd: 'p,
+    {
         let hwm = self.db.meta().high_water_mark;
         let ps = self.db.page_size() as u64;
         let at = Location::page(id, id.saturating_mul(ps));
@@ -250,20 +309,23 @@ impl Checker<'_, '_> {
             );
             return None;
         }
-        let first = match self.db.read_raw(id * ps, ps as usize) {
-            Ok(b) => b.into_owned(),
-            Err(_) => {
-                self.mark(id, 1);
-                self.report(
-                    ProblemKind::PageBeyondFile,
-                    at,
-                    format!(
-                        "{parent} points to page {id}, past the end of the file ({} pages)",
-                        self.stats.file_pages
-                    ),
-                );
-                return None;
-            }
+        let first = match pre.filter(|p| p.len() >= ps as usize) {
+            Some(p) => Cow::Borrowed(p),
+            None => match self.db.read_raw(id * ps, ps as usize) {
+                Ok(b) => b,
+                Err(_) => {
+                    self.mark(id, 1);
+                    self.report(
+                        ProblemKind::PageBeyondFile,
+                        at,
+                        format!(
+                            "{parent} points to page {id}, past the end of the file ({} pages)",
+                            self.stats.file_pages
+                        ),
+                    );
+                    return None;
+                }
+            },
         };
         let header = match PageHeader::parse(&first, at.clone()) {
             Ok(h) => h,
@@ -320,11 +382,14 @@ impl Checker<'_, '_> {
                 format!("overflow of page {id} covers page {p}, which is already part of the tree"),
             );
         }
-        if span == 1 {
-            return Some((first, id * ps));
+        let len = (span * ps) as usize;
+        match first {
+            Cow::Borrowed(p) if p.len() >= len => return Some((Cow::Borrowed(&p[..len]), id * ps)),
+            Cow::Owned(v) if span == 1 => return Some((Cow::Owned(v), id * ps)),
+            _ => {}
         }
-        match self.db.read_raw(id * ps, (span * ps) as usize) {
-            Ok(b) => Some((b.into_owned(), id * ps)),
+        match self.db.read_raw(id * ps, len) {
+            Ok(b) => Some((b, id * ps)),
             Err(_) => {
                 self.report(
                     ProblemKind::PageBeyondFile,
@@ -340,10 +405,13 @@ impl Checker<'_, '_> {
     }
 
     /// Checks the tree under page `id`. Keys must lie in `[lower, upper)`; the first key
-    /// must equal `first` (the parent's branch key) when given.
+    /// must equal `first` (the parent's branch key) when given. `pre` holds the page's
+    /// bytes when they were read together with its neighbours.
+    #[allow(clippy::too_many_arguments)]
     fn check_tree(
         &mut self,
         id: u64,
+        pre: Option<&[u8]>,
         path: &mut Vec<Vec<u8>>,
         lower: Option<&[u8]>,
         upper: Option<&[u8]>,
@@ -365,7 +433,7 @@ impl Checker<'_, '_> {
             );
             return;
         }
-        let Some((bytes, offset)) = self.load(id, &parent) else {
+        let Some((bytes, offset)) = self.load(id, &parent, pre) else {
             return;
         };
         let node = match NodePage::new(&bytes, id, Some(offset)) {
@@ -393,73 +461,121 @@ impl Checker<'_, '_> {
             );
             return;
         }
-        let mut keys: Vec<Option<Vec<u8>>> = Vec::with_capacity(count);
+        let bucket = path.last().cloned().unwrap_or_default();
+        let mut keys: Vec<Option<&[u8]>> = Vec::with_capacity(count);
         let mut children = Vec::new();
         for i in 0..count {
-            let loc = node
-                .element_location(i)
-                .in_bucket(path.last().map_or(&[][..], |v| v));
+            let loc = At {
+                page: Some(id),
+                offset: Some(offset + (16 + i * 16) as u64),
+                bucket: &bucket,
+            };
             if node.is_leaf() {
                 match node.leaf(i) {
                     Ok(e) => {
-                        self.check_key(&keys, e.key, i, lower, upper, first, &loc, id);
-                        keys.push(Some(e.key.to_vec()));
+                        self.check_key(&keys, e.key, i, lower, upper, first, loc, id);
+                        keys.push(Some(e.key));
                         self.leaf_entry(&e, path, loc, depth);
                     }
                     Err(err) => {
-                        self.report(ProblemKind::ElementOutOfBounds, loc, err.to_string());
+                        self.report(
+                            ProblemKind::ElementOutOfBounds,
+                            loc.location(),
+                            err.to_string(),
+                        );
                         keys.push(None);
                     }
                 }
             } else {
                 match node.branch(i) {
                     Ok(e) => {
-                        self.check_key(&keys, e.key, i, lower, upper, first, &loc, id);
-                        keys.push(Some(e.key.to_vec()));
+                        self.check_key(&keys, e.key, i, lower, upper, first, loc, id);
+                        keys.push(Some(e.key));
                         children.push((i, e.child));
                     }
                     Err(err) => {
-                        self.report(ProblemKind::ElementOutOfBounds, loc, err.to_string());
+                        self.report(
+                            ProblemKind::ElementOutOfBounds,
+                            loc.location(),
+                            err.to_string(),
+                        );
                         keys.push(None);
                     }
                 }
             }
         }
-        drop(bytes);
-        for (i, child) in children {
-            let child_lower = keys[i].as_deref();
-            let child_upper = keys[i + 1..]
-                .iter()
-                .flatten()
-                .next()
-                .map(Vec::as_slice)
-                .or(upper);
-            self.check_tree(
-                child,
-                path,
-                child_lower,
-                child_upper,
-                child_lower,
-                depth + 1,
-            );
+        let mut k = 0;
+        while k < children.len() {
+            // A run of children stored next to each other is read at once.
+            let (run_end, run) = self.read_run(&children[k..]);
+            for &(i, child) in &children[k..k + run_end] {
+                let child_lower = keys[i];
+                let child_upper = keys[i + 1..].iter().flatten().next().copied().or(upper);
+                let pre = run.as_ref().and_then(|(first_id, buf)| {
+                    let ps = self.db.page_size() as usize;
+                    buf.get((child.checked_sub(*first_id)? as usize) * ps..)
+                });
+                self.check_tree(
+                    child,
+                    pre,
+                    path,
+                    child_lower,
+                    child_upper,
+                    child_lower,
+                    depth + 1,
+                );
+            }
+            k += run_end;
+        }
+    }
+
+    /// Reads the longest run of neighbouring pages starting at `children[0]` in one read;
+    /// returns how many children it covers and the run (first page id, bytes).
+    fn read_run(&self, children: &[(usize, u64)]) -> (usize, Option<Run<'d>>) {
+        let ps = self.db.page_size() as u64;
+        let first = children[0].1;
+        let mut last = first;
+        let mut n = 1;
+        while let Some(&(_, next)) = children.get(n) {
+            let fits = next
+                .saturating_sub(first)
+                .saturating_add(1)
+                .saturating_mul(ps)
+                <= RUN_BYTES;
+            if next <= last || next - last > RUN_GAP || !fits {
+                break;
+            }
+            last = next;
+            n += 1;
+        }
+        let hwm = self.db.meta().high_water_mark;
+        if n == 1 || first < 2 || last >= hwm {
+            return (1, None);
+        }
+        match self
+            .db
+            .read_raw(first * ps, ((last - first + 1) * ps) as usize)
+        {
+            Ok(buf) => (n, Some((first, buf))),
+            Err(_) => (1, None),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn check_key(
         &mut self,
-        keys: &[Option<Vec<u8>>],
+        keys: &[Option<&[u8]>],
         key: &[u8],
         i: usize,
         lower: Option<&[u8]>,
         upper: Option<&[u8]>,
         first: Option<&[u8]>,
-        loc: &Location,
+        at: At<'_>,
         id: u64,
     ) {
-        let loc = || loc.clone().at_key(key);
+        let loc = || at.key(key);
         if let Some(prev) = keys.iter().rev().flatten().next()
-            && key <= prev.as_slice()
+            && key <= *prev
         {
             self.report(
                 ProblemKind::KeysUnsorted,
@@ -504,7 +620,7 @@ impl Checker<'_, '_> {
         &mut self,
         e: &LeafElement<'_>,
         path: &mut Vec<Vec<u8>>,
-        loc: Location,
+        at: At<'_>,
         depth: usize,
     ) {
         self.stats.entries += 1;
@@ -512,12 +628,12 @@ impl Checker<'_, '_> {
             (self.visit)(&VisitedEntry {
                 bucket_path: path,
                 element: e,
-                location: loc.at_key(e.key),
+                at,
             });
             return;
         }
         self.stats.buckets += 1;
-        let loc = loc.at_key(e.key);
+        let loc = at.key(e.key);
         if e.value.len() < BUCKET_HEADER_SIZE {
             self.report(
                 ProblemKind::BadBucket,
@@ -534,7 +650,7 @@ impl Checker<'_, '_> {
         if root == 0 {
             self.check_inline(&e.value[BUCKET_HEADER_SIZE..], path, loc, depth);
         } else {
-            self.check_tree(root, path, None, None, None, depth + 1);
+            self.check_tree(root, None, path, None, None, None, depth + 1);
         }
         path.pop();
     }
@@ -559,13 +675,20 @@ impl Checker<'_, '_> {
                 return;
             }
         };
-        let mut keys: Vec<Option<Vec<u8>>> = Vec::new();
+        // Entries of an inline bucket are located by the parent's element.
+        let bucket = path.last().cloned().unwrap_or_default();
+        let at = At {
+            page: loc.page,
+            offset: loc.offset,
+            bucket: &bucket,
+        };
+        let mut keys: Vec<Option<&[u8]>> = Vec::new();
         for i in 0..node.count() {
             match node.leaf(i) {
                 Ok(e) => {
-                    self.check_key(&keys, e.key, i, None, None, None, &loc, 0);
-                    keys.push(Some(e.key.to_vec()));
-                    self.leaf_entry(&e, path, loc.clone(), depth + 1);
+                    self.check_key(&keys, e.key, i, None, None, None, at, 0);
+                    keys.push(Some(e.key));
+                    self.leaf_entry(&e, path, at, depth + 1);
                 }
                 Err(err) => {
                     self.report(

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use prost::Message;
 use serde::Serialize;
 
 use super::buckets::{self, EtcdMeta};
@@ -11,7 +10,7 @@ use super::revision::RevisionKey;
 use super::snapshot::Snapshot;
 use crate::bbolt::check::{self as bbolt_check, CheckResult, VisitedEntry};
 use crate::error::Location;
-use crate::mvcc::KeyValue;
+use crate::mvcc::KeyValueRef;
 
 /// Kinds of etcd-level problems.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -136,7 +135,7 @@ impl MvccChecker {
             return;
         }
         let e = entry.element;
-        let loc = || entry.location.clone();
+        let loc = || entry.location();
         self.stats.revisions += 1;
         let rk = match RevisionKey::parse(e.key) {
             Ok(rk) => rk,
@@ -153,7 +152,7 @@ impl MvccChecker {
         let rev = rk.revision.main;
         self.stats.oldest_revision.get_or_insert(rev);
         self.stats.newest_revision = Some(rev);
-        let kv = match KeyValue::decode(e.value) {
+        let kv = match KeyValueRef::parse(e.value) {
             Ok(kv) => kv,
             Err(why) => {
                 self.report(
@@ -168,7 +167,7 @@ impl MvccChecker {
                 return;
             }
         };
-        let at = || loc().at_key(&kv.key);
+        let at = || loc().at_key(kv.key);
         if rk.tombstone {
             self.stats.tombstones += 1;
             if kv.key.is_empty()
@@ -211,10 +210,10 @@ impl MvccChecker {
         self.check_sequence(&kv, rk, at());
     }
 
-    fn check_sequence(&mut self, kv: &KeyValue, rk: RevisionKey, at: Location) {
+    fn check_sequence(&mut self, kv: &KeyValueRef<'_>, rk: RevisionKey, at: Location) {
         let rev = rk.revision.main;
         let compacted = self.compacted;
-        let state = self.keys.get(&kv.key).copied();
+        let state = self.keys.get(kv.key).copied();
         let below = u32::from(rev <= compacted);
         let next = match (state, rk.tombstone) {
             (None, true) => KeyState {
@@ -282,7 +281,12 @@ impl MvccChecker {
                 ),
             );
         }
-        self.keys.insert(kv.key.clone(), next);
+        match self.keys.get_mut(kv.key) {
+            Some(slot) => *slot = next,
+            None => {
+                self.keys.insert(kv.key.to_vec(), next);
+            }
+        }
     }
 }
 

@@ -130,43 +130,13 @@ impl fmt::Display for Revision {
 ///
 /// Returns `None` when the bytes are not a well-formed protobuf message up to the key.
 pub fn kv_user_key(value: &[u8]) -> Option<&[u8]> {
-    let mut pos = 0;
-    while pos < value.len() {
-        let (tag, n) = varint(&value[pos..])?;
-        pos += n;
-        let field = tag >> 3;
-        match tag & 7 {
-            0 => pos += varint(&value[pos..])?.1,
-            1 => pos += 8,
-            2 => {
-                let (len, n) = varint(&value[pos..])?;
-                pos += n;
-                let end = pos.checked_add(usize::try_from(len).ok()?)?;
-                if end > value.len() {
-                    return None;
-                }
-                if field == 1 {
-                    return Some(&value[pos..end]);
-                }
-                pos = end;
-            }
-            5 => pos += 4,
-            _ => return None,
+    for field in crate::mvcc::Fields::new(value) {
+        if let (1, crate::mvcc::WireValue::Bytes(key)) = field.ok()? {
+            return Some(key);
         }
     }
     // A KeyValue with an empty key omits field 1.
-    (pos == value.len()).then_some(&[][..])
-}
-
-fn varint(b: &[u8]) -> Option<(u64, usize)> {
-    let mut v: u64 = 0;
-    for (i, &byte) in b.iter().enumerate().take(10) {
-        v |= ((byte & 0x7f) as u64) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
+    Some(&[][..])
 }
 
 #[cfg(test)]
