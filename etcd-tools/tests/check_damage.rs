@@ -82,3 +82,67 @@ fn a_raw_db_with_a_torn_meta_page_is_a_warning_not_an_error() {
     assert_eq!(meta.severity, Severity::Warning);
     assert!(report.is_clean(), "{:#?}", report.findings);
 }
+
+/// The Go peer, built from Debian's bbolt by `tools/peers/build.sh` (`.ci/run` and
+/// `scripts/test` build it).
+fn bbolt_check() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers/bbolt-check");
+    assert!(
+        path.exists(),
+        "{} missing: run tools/peers/build.sh",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn whatever_bbolt_check_reports_salvor_reports_too() {
+    let peer = bbolt_check();
+    let dir = tempfile::tempdir().unwrap();
+    let clean = std::process::Command::new(&peer)
+        .arg(fixture())
+        .output()
+        .unwrap();
+    assert!(
+        clean.status.success(),
+        "bbolt check on the undamaged fixture"
+    );
+    let mut peer_found = 0;
+    for kind in Damage::ALL {
+        let path = dir.path().join(format!("{kind:?}.db"));
+        damage::apply(&fixture(), &path, kind).unwrap();
+        // bbolt check does not read the sha256 trailer: give it the bare db.
+        let mut db = std::fs::read(&path).unwrap();
+        if std::fs::metadata(fixture()).unwrap().len() == db.len() as u64 {
+            db.truncate(db.len() - 32);
+        }
+        let bare = dir.path().join(format!("{kind:?}.bare.db"));
+        std::fs::write(&bare, &db).unwrap();
+        let out = std::process::Command::new(&peer)
+            .arg(&bare)
+            .output()
+            .unwrap();
+        // Any failure (reported problems, a refusal to open, a panic) counts as a report.
+        if out.status.success() {
+            continue;
+        }
+        peer_found += 1;
+        let report = check_path(&bare);
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.severity >= Severity::Warning),
+            "{kind:?}: bbolt check says {}{} but Salvor finds nothing",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or(""),
+        );
+    }
+    assert!(
+        peer_found >= 5,
+        "the peer found only {peer_found} of the damages"
+    );
+}
