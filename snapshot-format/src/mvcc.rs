@@ -97,6 +97,7 @@ pub(crate) enum WireValue<'a> {
     Fixed64,
     Bytes(&'a [u8]),
     Fixed32,
+    Group,
 }
 
 /// Iterates the fields of an encoded protobuf message without decoding them.
@@ -117,6 +118,10 @@ impl<'a> Fields<'a> {
                 return Err(format!("varint runs past the end at byte {}", self.pos));
             };
             self.pos += 1;
+            // As prost: the tenth byte may only carry the top bit of a u64.
+            if i == 9 && byte > 1 {
+                return Err(format!("varint overflows 64 bits at byte {}", self.pos));
+            }
             v |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
                 return Ok(v);
@@ -138,14 +143,49 @@ impl<'a> Fields<'a> {
         Ok(out)
     }
 
-    fn field(&mut self) -> Result<(u32, WireValue<'a>), String> {
+    /// Field numbers above this are invalid (protobuf's limit, as prost enforces it).
+    const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
+    /// Nesting of groups prost accepts.
+    const MAX_GROUP_DEPTH: u32 = 100;
+
+    fn tag(&mut self) -> Result<(u32, u64), String> {
         let tag = self.varint()?;
-        let number =
-            u32::try_from(tag >> 3).map_err(|_| format!("field number {} too large", tag >> 3))?;
-        if number == 0 {
-            return Err("field number 0".into());
+        let number = tag >> 3;
+        if number == 0 || number > Self::MAX_FIELD_NUMBER {
+            return Err(format!("invalid field number {number}"));
         }
-        let value = match tag & 7 {
+        Ok((number as u32, tag & 7))
+    }
+
+    /// Skips a group (wire type 3) up to its matching end tag, as prost skips unknown ones.
+    fn skip_group(&mut self, number: u32, depth: u32) -> Result<(), String> {
+        if depth > Self::MAX_GROUP_DEPTH {
+            return Err("groups nested too deeply".into());
+        }
+        loop {
+            if self.pos >= self.buf.len() {
+                return Err(format!("group {number} is not closed"));
+            }
+            let (inner, wire) = self.tag()?;
+            match wire {
+                0 => drop(self.varint()?),
+                1 => drop(self.skip(8)?),
+                2 => {
+                    let len = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
+                    self.skip(len)?;
+                }
+                3 => self.skip_group(inner, depth + 1)?,
+                4 if inner == number => return Ok(()),
+                4 => return Err(format!("group {number} closed by the end tag of {inner}")),
+                5 => drop(self.skip(4)?),
+                t => return Err(format!("wire type {t} of field {inner} is not valid")),
+            }
+        }
+    }
+
+    fn field(&mut self) -> Result<(u32, WireValue<'a>), String> {
+        let (number, wire) = self.tag()?;
+        let value = match wire {
             0 => WireValue::Varint(self.varint()?),
             1 => {
                 self.skip(8)?;
@@ -160,7 +200,11 @@ impl<'a> Fields<'a> {
                 self.skip(4)?;
                 WireValue::Fixed32
             }
-            t => return Err(format!("wire type {t} of field {number} is not supported")),
+            3 => {
+                self.skip_group(number, 0)?;
+                WireValue::Group
+            }
+            t => return Err(format!("wire type {t} of field {number} is not valid here")),
         };
         Ok((number, value))
     }
@@ -220,5 +264,26 @@ mod tests {
         assert!(KeyValueRef::parse(&[0x10, 0x80]).is_err());
         // A known field with the wrong wire type.
         assert!(KeyValueRef::parse(&[0x0d, 0, 0, 0, 0]).is_err());
+        // Unknown groups are skipped like prost skips them; broken ones are errors.
+        let cases: [&[u8]; 6] = [
+            &[0x3b, 0x08, 0x01, 0x3c, 0x0a, 0x01, b'k'],
+            &[0x3b, 0x08, 0x01],
+            &[0x3b, 0x44],
+            &[
+                0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02,
+            ],
+            &[
+                0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+            ],
+            &[0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00],
+        ];
+        for case in cases {
+            assert_eq!(
+                KeyValueRef::parse(case).is_ok(),
+                KeyValue::decode(case).is_ok(),
+                "{case:02x?}"
+            );
+        }
+        assert_eq!(KeyValueRef::parse(cases[0]).unwrap().key, b"k");
     }
 }

@@ -140,6 +140,19 @@ impl Snapshot {
         Ok(snap)
     }
 
+    /// Wraps an already open database (bytes in memory, a test's or a fuzzer's input): a
+    /// bare db, no trailer, no path.
+    pub fn from_db(db: Db) -> Snapshot {
+        Snapshot {
+            path: PathBuf::from("<memory>"),
+            db_path: PathBuf::from("<memory>"),
+            kind: SnapshotKind::DbFile,
+            file_len: db.source_len(),
+            trailer: None,
+            db,
+        }
+    }
+
     /// The path given to [`Snapshot::open`].
     pub fn path(&self) -> &Path {
         &self.path
