@@ -85,6 +85,12 @@ pub enum EtcdCommand {
         #[arg(long)]
         all: bool,
     },
+    /// The Kubernetes objects inside a snapshot, decoded as the API's JSON (offline).
+    Objects {
+        /// Objects command.
+        #[command(subcommand)]
+        command: ObjectsCommand,
+    },
     /// Inspect a snapshot file, a `member/snap/db` file or a data dir, offline and read-only.
     Snapshot {
         /// Snapshot command.
@@ -207,5 +213,82 @@ pub enum SnapshotCommand {
         /// Key path segments that form a prefix.
         #[arg(long, default_value_t = 2)]
         prefix_depth: usize,
+    },
+}
+
+/// Which objects (kubectl-style flags).
+#[derive(Debug, Args)]
+pub struct ObjectSelection {
+    /// Resource: `pods`, `deployments`, `deployments.apps`, `widgets.example.com`.
+    pub resource: Option<String>,
+    /// Only this namespace (all namespaces when omitted).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Label selector, as `kubectl -l`: `app=web,tier!=db,env in (a,b),!legacy`.
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    /// Name, or a name prefix ending in `*`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Read at this revision (0: newest).
+    #[arg(long, default_value_t = 0)]
+    pub rev: i64,
+    /// The API server's --etcd-prefix.
+    #[arg(long, default_value = "/registry")]
+    pub etcd_prefix: String,
+}
+
+/// `salvor etcd objects …`
+#[derive(Debug, Subcommand)]
+pub enum ObjectsCommand {
+    /// List objects: resource, namespace, name, kind, encoding, size, revision.
+    Ls {
+        #[command(flatten)]
+        read: ReadArgs,
+        #[command(flatten)]
+        select: ObjectSelection,
+    },
+    /// Print one object as YAML (default) or JSON, at a revision, optionally with its
+    /// history. KEY is an etcd key or resource/namespace/name (resource/name when
+    /// cluster-scoped).
+    Get {
+        #[command(flatten)]
+        read: ReadArgs,
+        /// etcd key, resource/namespace/name or resource/name.
+        key: String,
+        /// Read at this revision (0: newest).
+        #[arg(long, default_value_t = 0)]
+        rev: i64,
+        /// Also print every revision still in the snapshot.
+        #[arg(long)]
+        history: bool,
+        /// The API server's --etcd-prefix.
+        #[arg(long, default_value = "/registry")]
+        etcd_prefix: String,
+    },
+    /// Write every selected object: a directory tree
+    /// (DIR/<group>/<resource>/<namespace>/<name>.yaml) or, without --dir, a stream of
+    /// YAML documents (or JSON lines with -o json) on stdout. Keeps going past objects
+    /// that cannot be decoded and counts them.
+    Dump {
+        #[command(flatten)]
+        read: ReadArgs,
+        #[command(flatten)]
+        select: ObjectSelection,
+        /// Directory to write the tree into (created if missing).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Objects and bytes per resource and namespace, largest objects, keys with most
+    /// revisions, and the share of the database that is history.
+    Stats {
+        #[command(flatten)]
+        read: ReadArgs,
+        /// Rows per table.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// The API server's --etcd-prefix.
+        #[arg(long, default_value = "/registry")]
+        etcd_prefix: String,
     },
 }

@@ -8,4 +8,5 @@
 //! ```
 
 pub mod check;
+pub mod objects;
 pub mod view;

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod check;
+pub mod objects;
 pub mod snapshot;
 
 use snapshot_format::Error as FormatError;

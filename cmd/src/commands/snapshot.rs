@@ -14,7 +14,8 @@ use crate::output::{Format, human_bytes, print_structured, print_table, properti
 /// Widest value shown in a table cell.
 const CELL_WIDTH: usize = 80;
 
-fn open(read: &ReadArgs) -> anyhow::Result<Snapshot> {
+/// Opens the file named on the command line, refusing a damaged meta page unless allowed.
+pub fn open(read: &ReadArgs) -> anyhow::Result<Snapshot> {
     let opts = OpenOptions {
         source: read.read_mode.into(),
         verify_trailer: read.verify,

@@ -102,6 +102,8 @@ pub struct RangeEntry {
     pub kv: KeyValue,
     /// Size of the value in the database.
     pub value_size: usize,
+    /// Where the record is stored (fetch its value later with [`Snapshot::record`]).
+    pub revision: Revision,
 }
 
 /// One revision of a key.
@@ -290,7 +292,11 @@ impl Snapshot {
                 user.to_vec(),
                 Latest {
                     rev: k,
-                    entry: RangeEntry { kv, value_size },
+                    entry: RangeEntry {
+                        kv,
+                        value_size,
+                        revision: k.revision,
+                    },
                 },
             );
             Ok(())
@@ -323,6 +329,22 @@ impl Snapshot {
             more,
             kvs,
         })
+    }
+
+    /// The record stored at `revision` (a put), if present.
+    pub fn record(&self, revision: Revision) -> Result<Option<KeyValue>> {
+        let bucket = self.key_bucket()?;
+        match bucket.get(&revision.to_bytes())? {
+            Some(value) => KeyValue::decode(value.as_slice()).map(Some).map_err(|err| {
+                Error::corrupt(
+                    Location::default()
+                        .in_bucket(bucket.name())
+                        .at_key(&revision.to_bytes()),
+                    format!("value is not a valid mvccpb.KeyValue: {err}"),
+                )
+            }),
+            None => Ok(None),
+        }
     }
 
     /// Every revision of `key` present in the database, oldest first, deletes included.
