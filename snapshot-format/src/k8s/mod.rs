@@ -35,6 +35,7 @@
 
 mod decode;
 mod encode;
+pub mod encryption;
 mod error;
 mod gojson;
 pub mod keys;
@@ -43,6 +44,9 @@ mod storage;
 mod time;
 mod wire;
 
+pub use encryption::{
+    Decrypted, DecryptedObject, EncryptionConfig, EncryptionError, decode_storage_value_with,
+};
 pub use error::CodecError;
 pub use schema::{MessageId, Schema};
 pub use storage::{
