@@ -85,6 +85,12 @@ pub enum EtcdCommand {
         #[arg(long)]
         all: bool,
     },
+    /// The write-ahead log of a data dir (offline).
+    Wal {
+        /// WAL command.
+        #[command(subcommand)]
+        command: WalCommand,
+    },
     /// The Kubernetes objects inside a snapshot, decoded as the API's JSON (offline).
     Objects {
         /// Objects command.
@@ -290,5 +296,32 @@ pub enum ObjectsCommand {
         /// The API server's --etcd-prefix.
         #[arg(long, default_value = "/registry")]
         etcd_prefix: String,
+    },
+}
+
+/// `salvor etcd wal …`
+#[derive(Debug, Subcommand)]
+pub enum WalCommand {
+    /// Print the WAL like etcd-dump-logs: metadata, snapshot markers, HardState and
+    /// every entry with its decoded request (put, delete range, txn, compaction, lease,
+    /// member change …).
+    Dump {
+        /// Data dir, member dir or WAL dir.
+        data_dir: PathBuf,
+        /// First index to show (inclusive).
+        #[arg(long)]
+        start_index: Option<u64>,
+        /// Last index to show (inclusive).
+        #[arg(long)]
+        end_index: Option<u64>,
+        /// Comma-separated entry types, as etcd-dump-logs' --entry-type: Normal,
+        /// ConfigChange, IRRRange, IRRPut, IRRDeleteRange, IRRTxn, IRRCompaction,
+        /// IRRLeaseGrant, IRRLeaseRevoke, IRRLeaseCheckpoint, ….
+        #[arg(long)]
+        entry_type: Option<String>,
+        /// Keep reading past CRC errors and broken frames, showing everything readable
+        /// (etcd itself stops at the first error).
+        #[arg(long)]
+        raw: bool,
     },
 }

@@ -45,6 +45,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Etcd {
             command: EtcdCommand::Objects { command },
         } => commands::objects::run(command, cli.output),
+        Command::Etcd {
+            command: EtcdCommand::Wal { command },
+        } => commands::wal::run(command, cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "salvor", &mut std::io::stdout());
             Ok(exit::OK)

@@ -425,6 +425,22 @@ pub fn check_path(path: &Path) -> CheckReport {
             remedy: "please report it with the file".into(),
         }),
     }
+    if kind == Some(SnapshotKind::DataDir) {
+        let consistent_index = db_check
+            .mvcc_stats
+            .meta
+            .as_ref()
+            .and_then(|m| m.consistent_index);
+        let members: Option<Vec<u64>> = snap
+            .members()
+            .ok()
+            .map(|m| m.iter().map(|m| m.id).collect());
+        findings.extend(check_wal_and_snaps(
+            path,
+            consistent_index,
+            members.as_deref(),
+        ));
+    }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     CheckReport {
         path: path.to_path_buf(),
@@ -433,4 +449,171 @@ pub fn check_path(path: &Path) -> CheckReport {
         bbolt: Some(db_check.bbolt.stats),
         mvcc: Some(db_check.mvcc_stats),
     }
+}
+
+/// What a WAL or `.snap` problem means and what to do, by its code.
+fn wal_advice(code: &str, severity: Severity) -> (&'static str, &'static str) {
+    const REPLACE: &str = "replace this member from a healthy peer (`etcdctl member remove`, \
+         wipe the data dir, `etcdctl member add`, start with --initial-cluster-state \
+         existing); if it is the last member, restore from a snapshot. `salvor etcd wal dump \
+         --raw` shows every entry that can still be read";
+    match code {
+        "WAL_TORN_TAIL" if severity == Severity::Warning => (
+            "the last write before a crash was cut short; etcd repairs this on start by \
+             truncating the tail (and keeps a .wal.broken copy)",
+            "nothing to do: etcd repairs it",
+        ),
+        "WAL_DB_BEHIND_SNAPSHOT" => (
+            "the backend has applied fewer entries than the raft snapshot it starts from: \
+             etcd would lose the entries in between",
+            REPLACE,
+        ),
+        _ if severity == Severity::Warning => (
+            "etcd starts, but the WAL directory holds something unexpected",
+            "look at the file named; nothing is lost",
+        ),
+        c if c.starts_with("SNAP_") || c.contains("SNAPSHOT") => (
+            "a raft snapshot file is damaged or does not match the WAL: etcd falls back to an \
+             older one if it can, else it cannot start",
+            REPLACE,
+        ),
+        _ => (
+            "the WAL is damaged where etcd needs it: etcd refuses to start (\"walpb: crc \
+             mismatch\", \"wal: slice bounds out of range\") or loses committed entries",
+            REPLACE,
+        ),
+    }
+}
+
+/// The WAL and `.snap` layer of a data dir's check, plus the cross-checks with the db.
+fn check_wal_and_snaps(
+    path: &Path,
+    consistent_index: Option<u64>,
+    members: Option<&[u64]>,
+) -> Vec<Finding> {
+    use snapshot_format::wal::{self, EntryPayload};
+    let mut findings = Vec::new();
+    let dir_check = match wal::check_data_dir(path, consistent_index) {
+        Ok(c) => c,
+        Err(e) => {
+            findings.push(Finding {
+                code: "WAL_UNREADABLE".into(),
+                severity: Severity::Error,
+                location: FindingLocation {
+                    file: path.to_path_buf(),
+                    ..Default::default()
+                },
+                message: e.to_string(),
+                meaning: "the data dir's WAL cannot be read: etcd cannot start from it".into(),
+                remedy: "check the path and permissions; if the WAL is gone, the member must be \
+                         replaced from a peer or restored from a snapshot"
+                    .into(),
+            });
+            return findings;
+        }
+    };
+    let wal_dir = dir_check.wal.dir.clone();
+    let snap_dir = dir_check.snap.dir.clone();
+    for p in &dir_check.problems {
+        let severity = match p.severity {
+            wal::Severity::Warning => Severity::Warning,
+            wal::Severity::Error => Severity::Error,
+        };
+        let (meaning, remedy) = wal_advice(p.code, severity);
+        let base = if p.file.ends_with(".snap") || p.file.ends_with(".snap.db") {
+            &snap_dir
+        } else {
+            &wal_dir
+        };
+        findings.push(Finding {
+            code: p.code.to_string(),
+            severity,
+            location: FindingLocation {
+                file: if p.file.is_empty() {
+                    base.clone()
+                } else {
+                    base.join(&p.file)
+                },
+                offset: p.offset,
+                ..Default::default()
+            },
+            message: p.detail.clone(),
+            meaning: meaning.into(),
+            remedy: remedy.into(),
+        });
+    }
+    let contents = &dir_check.wal;
+    if let (Some(ci), Some(last)) = (consistent_index, contents.last_index())
+        && ci > last
+    {
+        findings.push(Finding {
+            code: "CHECK_DB_AHEAD_OF_WAL".into(),
+            severity: Severity::Error,
+            location: FindingLocation {
+                file: wal_dir.clone(),
+                ..Default::default()
+            },
+            message: format!("the backend applied entry {ci} but the WAL ends at entry {last}"),
+            meaning: "entries the backend applied are missing from the WAL: the log was \
+                      truncated or replaced, and raft will disagree with the data"
+                .into(),
+            remedy: wal_advice("", Severity::Error).1.into(),
+        });
+    }
+    // Membership the WAL describes: the loaded snapshot's conf state, then conf changes.
+    let snap = dir_check.snap.newest_valid();
+    let start = snap.and_then(|s| s.index).unwrap_or(0);
+    let complete = snap.is_some() || contents.first_index() == Some(1);
+    if let (Some(members), true) = (members, complete) {
+        let mut ids: std::collections::BTreeSet<u64> = snap
+            .and_then(|s| s.conf_state.as_ref())
+            .map(|cs| cs.voters.iter().chain(&cs.learners).copied().collect())
+            .unwrap_or_default();
+        for e in contents.entries.iter().filter(|e| e.index > start) {
+            if let EntryPayload::ConfChange(cc) = e.payload() {
+                match cc.change_type.as_str() {
+                    "removeNode" => {
+                        ids.remove(&cc.node_id);
+                    }
+                    "addNode" | "addLearnerNode" => {
+                        ids.insert(cc.node_id);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let in_db: std::collections::BTreeSet<u64> = members.iter().copied().collect();
+        // The members bucket is written when entries apply: compare only when the db has
+        // applied the whole log.
+        let applied_all = consistent_index.is_some_and(|ci| Some(ci) >= contents.last_index());
+        if applied_all && !in_db.is_empty() && ids != in_db {
+            let show = |s: &std::collections::BTreeSet<u64>| {
+                s.iter()
+                    .map(|id| format!("{id:x}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            findings.push(Finding {
+                code: "CHECK_MEMBERS_MISMATCH".into(),
+                severity: Severity::Warning,
+                location: FindingLocation {
+                    file: wal_dir,
+                    bucket: Some("members".into()),
+                    ..Default::default()
+                },
+                message: format!(
+                    "the members bucket holds [{}] but the WAL and snapshot describe [{}]",
+                    show(&in_db),
+                    show(&ids)
+                ),
+                meaning: "the backend's view of the membership differs from raft's: etcd uses \
+                          raft's on start, but tools reading the db see the wrong members"
+                    .into(),
+                remedy: "compare with `etcdctl member list` on a healthy member; if this \
+                         member's view is wrong, replace it from a peer"
+                    .into(),
+            });
+        }
+    }
+    findings
 }

@@ -83,8 +83,28 @@ struct SnapshotArgs {
     /// `--quota-backend-bytes` of the member.
     #[arg(long, value_name = "BYTES")]
     quota_bytes: Option<u64>,
+    /// Also keep the member's data dir (db, WAL, .snap files), copied here once the
+    /// member has stopped cleanly.
+    #[arg(long, value_name = "DIR")]
+    keep_data_dir: Option<PathBuf>,
     #[command(flatten)]
     workload: WorkloadArgs,
+}
+
+/// Copies a directory tree (regular files and directories only).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Keys written after a compaction, so the snapshot has history above it.
@@ -252,6 +272,10 @@ async fn snapshot(args: SnapshotArgs) -> anyhow::Result<()> {
     });
     println!("{summary}");
     cluster.stop(0).await?;
+    if let Some(dir) = &args.keep_data_dir {
+        copy_tree(&cluster.members()[0].data_dir, dir)?;
+        eprintln!("data dir kept in {}", dir.display());
+    }
     Ok(())
 }
 

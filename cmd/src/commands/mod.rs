@@ -3,6 +3,7 @@
 pub mod check;
 pub mod objects;
 pub mod snapshot;
+pub mod wal;
 
 use snapshot_format::Error as FormatError;
 
