@@ -242,6 +242,10 @@ pub struct ObjectSelection {
     /// The API server's --etcd-prefix.
     #[arg(long, default_value = "/registry")]
     pub etcd_prefix: String,
+    /// The cluster's EncryptionConfiguration (kube-apiserver's
+    /// --encryption-provider-config), to decrypt values encrypted at rest.
+    #[arg(long, env = "SALVOR_ENCRYPTION_CONFIG")]
+    pub encryption_config: Option<PathBuf>,
 }
 
 /// `salvor etcd objects …`
@@ -271,6 +275,9 @@ pub enum ObjectsCommand {
         /// The API server's --etcd-prefix.
         #[arg(long, default_value = "/registry")]
         etcd_prefix: String,
+        /// The cluster's EncryptionConfiguration, to decrypt values encrypted at rest.
+        #[arg(long, env = "SALVOR_ENCRYPTION_CONFIG")]
+        encryption_config: Option<PathBuf>,
     },
     /// Write every selected object: a directory tree
     /// (DIR/<group>/<resource>/<namespace>/<name>.yaml) or, without --dir, a stream of

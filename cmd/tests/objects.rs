@@ -98,6 +98,24 @@ async fn objects_in_a_real_snapshot() {
         )
         .await
         .unwrap();
+    // A Secret encrypted at rest, as kube-apiserver writes it with aescbc.
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("encryption.yaml");
+    std::fs::write(
+        &config_path,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n\
+         - resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n      - name: key1\n\
+         \x20       secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n  - identity: {}\n",
+    )
+    .unwrap();
+    let config = snapshot_format::k8s::EncryptionConfig::from_file(&config_path).unwrap();
+    let secret_pb = std::fs::read(fixtures().join("core.v1.Secret.pb")).unwrap();
+    let secret_key = "/registry/secrets/default/sealed";
+    let sealed = config
+        .encrypt("secrets", secret_key.as_bytes(), &secret_pb)
+        .unwrap();
+    assert!(sealed.starts_with(b"k8s:enc:aescbc:v1:key1:"));
+    client.put(secret_key, sealed).await.unwrap();
     // A second revision of one object, then its deletion, for history.
     let (pod_key, pod_pb, pod_json) = objects
         .iter()
@@ -108,7 +126,6 @@ async fn objects_in_a_real_snapshot() {
         .put(pod_key.as_bytes(), std::fs::read(&pod_pb).unwrap())
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("k8s.db");
     cluster.etcdctl_snapshot_save(&snap).unwrap();
     let file = snap.to_str().unwrap();
@@ -117,8 +134,48 @@ async fn objects_in_a_real_snapshot() {
     let (code, out, err) = salvor(&["etcd", "objects", "ls", file, "-o", "json"]);
     assert_eq!(code, 0, "{err}");
     let list: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(list["objects"].as_array().unwrap().len(), objects.len() + 2);
-    assert_eq!(list["failed"], 1);
+    assert_eq!(list["objects"].as_array().unwrap().len(), objects.len() + 3);
+    assert_eq!(list["failed"], 2, "the broken value and the encrypted one");
+    let sealed_row = list["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["key"] == secret_key)
+        .unwrap();
+    assert_eq!(sealed_row["encoding"]["encrypted"]["provider"], "aescbc");
+    assert_eq!(sealed_row["encoding"]["encrypted"]["key"], "key1");
+    assert!(
+        sealed_row["error"].as_str().unwrap().contains("key1"),
+        "{sealed_row}"
+    );
+    // With the cluster's configuration it decrypts and decodes.
+    let config_arg = config_path.to_str().unwrap();
+    let (code, out, err) = salvor(&[
+        "etcd",
+        "objects",
+        "get",
+        file,
+        "secrets/default/sealed",
+        "--encryption-config",
+        config_arg,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let secret: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(secret["kind"], "Secret");
+    let (_, out, _) = salvor(&[
+        "etcd",
+        "objects",
+        "ls",
+        file,
+        "--encryption-config",
+        config_arg,
+        "-o",
+        "json",
+    ]);
+    let decrypted: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(decrypted["failed"], 1, "only the broken value is left");
     let (_, out, _) = salvor(&["etcd", "objects", "ls", file, "pods", "-o", "json"]);
     let pods: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(pods["objects"].as_array().unwrap().len(), 2);
@@ -184,10 +241,10 @@ async fn objects_in_a_real_snapshot() {
         "--dir",
         out_dir.to_str().unwrap(),
     ]);
-    assert_eq!(code, 1, "one value cannot be decoded: {err}");
+    assert_eq!(code, 1, "two values cannot be decoded: {err}");
     assert!(
         err.contains(&format!(
-            "{} objects written, 1 could not be decoded",
+            "{} objects written, 2 could not be decoded",
             objects.len() + 1
         )),
         "{err}"
@@ -212,7 +269,7 @@ async fn objects_in_a_real_snapshot() {
     let (code, out, _) = salvor(&["etcd", "objects", "stats", file, "-o", "json"]);
     assert_eq!(code, 0);
     let stats: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(stats["objects"], objects.len() as u64 + 2);
+    assert_eq!(stats["objects"], objects.len() as u64 + 3);
     let pods = stats["resources"]
         .as_array()
         .unwrap()

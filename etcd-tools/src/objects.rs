@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 use snapshot_format::etcd::{RangeQuery, Snapshot};
 use snapshot_format::k8s::keys::RegistryKey;
-use snapshot_format::k8s::{StorageFormat, StoredObject, decode_storage_value};
+use snapshot_format::k8s::{
+    EncryptionConfig, StorageFormat, StoredObject, decode_storage_value_with,
+};
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +156,8 @@ pub struct ObjectFilter {
     pub labels: LabelSelector,
     /// Revision to read at (0: newest).
     pub revision: i64,
+    /// The cluster's encryption configuration, to decrypt values encrypted at rest.
+    pub encryption: Option<std::sync::Arc<EncryptionConfig>>,
 }
 
 impl Default for ObjectFilter {
@@ -165,6 +169,7 @@ impl Default for ObjectFilter {
             name: None,
             labels: LabelSelector::default(),
             revision: 0,
+            encryption: None,
         }
     }
 }
@@ -202,7 +207,8 @@ pub enum Encoding {
     Protobuf,
     /// JSON.
     Json,
-    /// Encrypted at rest with this provider and key.
+    /// Encrypted at rest with this provider and key (decrypted when a configuration with
+    /// the key was given).
     Encrypted {
         /// Provider (`aescbc`, `aesgcm`, `secretbox`, `kms`).
         provider: String,
@@ -256,13 +262,24 @@ pub struct ObjectView {
     pub object: Option<Value>,
 }
 
-/// Decodes a stored value into a view.
+/// `(provider, key name)` of a `k8s:enc:<provider>:<version>:<key>:` value.
+fn encryption_prefix(value: &[u8]) -> Option<(String, String)> {
+    let rest = value.strip_prefix(snapshot_format::k8s::ENCRYPTED_PREFIX)?;
+    let mut parts = rest.splitn(4, |&b| b == b':');
+    let provider = String::from_utf8_lossy(parts.next()?).into_owned();
+    let _version = parts.next()?;
+    let key = String::from_utf8_lossy(parts.next()?).into_owned();
+    Some((provider, key))
+}
+
+/// Decodes a stored value into a view, decrypting it first when `encryption` is given.
 pub fn decode_value(
     key: &RegistryKey,
     storage_key: &str,
     kv_value: &[u8],
     mod_revision: i64,
     version: i64,
+    encryption: Option<&EncryptionConfig>,
 ) -> ObjectView {
     let mut row = ObjectRow {
         key: storage_key.to_string(),
@@ -279,29 +296,34 @@ pub fn decode_value(
         error: None,
         issues: Vec::new(),
     };
-    let object = match decode_storage_value(kv_value) {
-        Ok(StoredObject::Decoded(d)) => {
-            row.encoding = match d.format {
-                StorageFormat::Protobuf => Encoding::Protobuf,
-                StorageFormat::Json => Encoding::Json,
-            };
-            row.api_version = Some(d.api_version);
-            row.kind = Some(d.kind);
-            row.issues = d.issues.iter().map(|i| i.to_string()).collect();
-            Some(d.object)
-        }
-        Ok(StoredObject::Encrypted(e)) => {
-            row.error = Some(e.to_string());
-            row.encoding = Encoding::Encrypted {
-                provider: e.provider,
-                key: e.key_name,
-            };
-            None
-        }
-        Ok(StoredObject::Unrecognized(_)) => {
-            row.error = Some("the value is neither protobuf, JSON nor encrypted".into());
-            None
-        }
+    if let Some((provider, key)) = encryption_prefix(kv_value) {
+        row.encoding = Encoding::Encrypted { provider, key };
+    }
+    let object = match decode_storage_value_with(kv_value, storage_key.as_bytes(), encryption) {
+        Ok(decrypted) => match decrypted.object {
+            StoredObject::Decoded(d) => {
+                if decrypted.key.is_none() {
+                    row.encoding = match d.format {
+                        StorageFormat::Protobuf => Encoding::Protobuf,
+                        StorageFormat::Json => Encoding::Json,
+                    };
+                }
+                row.api_version = Some(d.api_version);
+                row.kind = Some(d.kind);
+                row.issues = d.issues.iter().map(|i| i.to_string()).collect();
+                Some(d.object)
+            }
+            StoredObject::Encrypted(e) => {
+                row.error = Some(format!(
+                    "{e} (give the cluster's EncryptionConfiguration with --encryption-config)"
+                ));
+                None
+            }
+            StoredObject::Unrecognized(_) => {
+                row.error = Some("the value is neither protobuf, JSON nor encrypted".into());
+                None
+            }
+        },
         Err(e) => {
             row.error = Some(e.to_string());
             None
@@ -347,7 +369,14 @@ pub fn for_each_object(
             continue;
         };
         let storage_key = String::from_utf8_lossy(&kv.key).into_owned();
-        let view = decode_value(&key, &storage_key, &kv.value, kv.mod_revision, kv.version);
+        let view = decode_value(
+            &key,
+            &storage_key,
+            &kv.value,
+            kv.mod_revision,
+            kv.version,
+            filter.encryption.as_deref(),
+        );
         if !filter.labels.is_empty()
             && !view
                 .object
@@ -437,6 +466,7 @@ pub fn get(
     prefix: &str,
     revision: i64,
     with_history: bool,
+    encryption: Option<&EncryptionConfig>,
 ) -> Result<ObjectWithHistory, ObjectsError> {
     let key = RegistryKey::parse_with_prefix(storage_key.as_bytes(), prefix).unwrap_or_else(|_| {
         RegistryKey {
@@ -461,6 +491,7 @@ pub fn get(
             &e.kv.value,
             e.kv.mod_revision,
             e.kv.version,
+            encryption,
         )
     });
     let mut history = Vec::new();
@@ -476,6 +507,7 @@ pub fn get(
                         &h.kv.value,
                         h.kv.mod_revision,
                         h.kv.version,
+                        encryption,
                     )
                 }),
             });

@@ -7,13 +7,21 @@ use etcd_tools::objects::{
     self, LabelSelector, ObjectFilter, ObjectView, dump_path, for_each_object, resolve_key,
 };
 
+use snapshot_format::k8s::EncryptionConfig;
+
 use crate::cli::{ObjectSelection, ObjectsCommand};
 use crate::commands::snapshot::open;
 use crate::exit;
 use crate::output::{Format, human_bytes, print_structured, print_table, properties, table};
 
+fn encryption(path: Option<&std::path::Path>) -> anyhow::Result<Option<EncryptionConfig>> {
+    path.map(|p| EncryptionConfig::from_file(p).map_err(anyhow::Error::from))
+        .transpose()
+}
+
 fn filter(select: &ObjectSelection) -> anyhow::Result<ObjectFilter> {
     Ok(ObjectFilter {
+        encryption: encryption(select.encryption_config.as_deref())?.map(std::sync::Arc::new),
         prefix: select.etcd_prefix.clone(),
         resource: select.resource.clone(),
         namespace: select.namespace.clone(),
@@ -101,11 +109,20 @@ pub fn run(command: ObjectsCommand, format: Format) -> anyhow::Result<u8> {
             rev,
             history,
             etcd_prefix,
+            encryption_config,
         } => {
+            let encryption = encryption(encryption_config.as_deref())?;
             let snap = open(&read)?;
             let storage_key = resolve_key(&key, &etcd_prefix)?;
-            let got = objects::get(&snap, &storage_key, &etcd_prefix, rev, history)
-                .with_context(|| read.file.display().to_string())?;
+            let got = objects::get(
+                &snap,
+                &storage_key,
+                &etcd_prefix,
+                rev,
+                history,
+                encryption.as_ref(),
+            )
+            .with_context(|| read.file.display().to_string())?;
             if history {
                 if !print_structured(format, &got)? {
                     for h in &got.history {
