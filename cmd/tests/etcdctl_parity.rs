@@ -5,25 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod common;
+use common::salvor;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine;
 use serde_json::Value;
 use snapshot_format::etcd::{OpenOptions, Snapshot};
 use testenv::{EtcdCluster, Workload};
-
-fn salvor(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_salvor"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(!stderr.contains("panicked"), "salvor panicked: {stderr}");
-    (out.status.code().unwrap_or(-1), stdout, stderr)
-}
 
 fn salvor_json(args: &[&str]) -> Value {
     let mut all = args.to_vec();
