@@ -146,3 +146,51 @@ fn whatever_bbolt_check_reports_salvor_reports_too() {
         "the peer found only {peer_found} of the damages"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_data_dir_damage_is_found_where_it_was_made() {
+    use testenv::damage::{DataDirDamage, apply_to_data_dir};
+    use testenv::{EtcdCluster, EtcdOptions, Workload};
+
+    let options = EtcdOptions {
+        snapshot_count: Some(500),
+        ..EtcdOptions::members(1)
+    };
+    let mut cluster = EtcdCluster::start_with(options).await.unwrap();
+    let client = cluster.client().await.unwrap();
+    let workload = Workload {
+        overwrites: 0.2,
+        ..Workload::new(2_000)
+    };
+    testenv::load(&client, &workload).await.unwrap();
+    cluster.stop(0).await.unwrap();
+    let src = cluster.members()[0].data_dir.clone();
+
+    let clean = check_path(&src);
+    assert!(clean.is_clean(), "{:#?}", clean.findings);
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in DataDirDamage::ALL {
+        let dst = tmp.path().join(format!("{kind:?}"));
+        let applied = apply_to_data_dir(&src, &dst, kind).unwrap();
+        let report = check_path(&dst);
+        let code = match kind {
+            DataDirDamage::CutWalMidRecord | DataDirDamage::ZeroWalTail => "WAL_TORN_TAIL",
+            DataDirDamage::FlipWalRecord => "WAL_CRC_MISMATCH",
+            DataDirDamage::CorruptSnap => "SNAP_CRC_MISMATCH",
+        };
+        let found = report.findings.iter().find(|f| f.code == code);
+        let found =
+            found.unwrap_or_else(|| panic!("{kind:?}: no {code} in {:#?}", report.findings));
+        assert_eq!(found.location.file, applied.file, "{kind:?}");
+        if kind != DataDirDamage::CorruptSnap {
+            // The finding points at the record holding the damage: at or before it.
+            let offset = found.location.offset.unwrap();
+            assert!(
+                offset <= applied.offset && applied.offset - offset < 70_000,
+                "{kind:?}: finding at {offset}, damage at {}",
+                applied.offset
+            );
+        }
+        assert!(!report.is_clean(), "{kind:?}: {:#?}", report.findings);
+    }
+}

@@ -204,3 +204,151 @@ pub fn apply(src: &Path, dst: &Path, damage: Damage) -> Result<Applied, Error> {
     std::fs::write(dst, &bytes).map_err(|e| Error::io("write the damaged copy", dst, e))?;
     Ok(result)
 }
+
+/// Damage kinds for a member's data dir (WAL and raft snapshot files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDirDamage {
+    /// Cut the last WAL segment in the middle of its records (a lost tail).
+    CutWalMidRecord,
+    /// Zero the last 512 bytes of records in the last WAL segment (a torn write).
+    ZeroWalTail,
+    /// Flip a byte in a record in the middle of the first WAL segment.
+    FlipWalRecord,
+    /// Flip a byte inside the newest `.snap` file.
+    CorruptSnap,
+}
+
+impl DataDirDamage {
+    /// Every kind.
+    pub const ALL: [DataDirDamage; 4] = [
+        DataDirDamage::CutWalMidRecord,
+        DataDirDamage::ZeroWalTail,
+        DataDirDamage::FlipWalRecord,
+        DataDirDamage::CorruptSnap,
+    ];
+}
+
+/// Where a data dir damage was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedToFile {
+    /// The kind.
+    pub damage: DataDirDamage,
+    /// The file damaged (in the copy).
+    pub file: std::path::PathBuf,
+    /// The byte offset changed first.
+    pub offset: u64,
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io("create", to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io("read", from, e))? {
+        let entry = entry.map_err(|e| Error::io("read", from, e))?;
+        let target = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io("stat", entry.path(), e))?;
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target).map_err(|e| Error::io("copy", entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
+fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<std::path::PathBuf>, Error> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io("read", dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Copies the data dir `src` (stopped member) to `dst` and applies `damage` to the copy.
+pub fn apply_to_data_dir(
+    src: &Path,
+    dst: &Path,
+    damage: DataDirDamage,
+) -> Result<AppliedToFile, Error> {
+    copy_tree(src, dst)?;
+    let member = dst.join("member");
+    let segments = files_with_extension(&member.join("wal"), "wal")?;
+    let (first, last) = match (segments.first(), segments.last()) {
+        (Some(f), Some(l)) => (f.clone(), l.clone()),
+        _ => return Err(bad("the data dir has no WAL segment")),
+    };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io("read", p, e));
+    let write = |p: &Path, b: &[u8]| std::fs::write(p, b).map_err(|e| Error::io("write", p, e));
+    // Records end where the preallocated zero tail starts.
+    let data_end = |b: &[u8]| b.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+    let applied = match damage {
+        DataDirDamage::CutWalMidRecord => {
+            let mut bytes = read(&last)?;
+            let end = data_end(&bytes);
+            if end < 4096 {
+                return Err(bad("the last WAL segment holds too little to cut"));
+            }
+            // An odd offset is inside a record (frames are 8-byte aligned).
+            let cut = (end * 3 / 4) | 1;
+            bytes.truncate(cut);
+            write(&last, &bytes)?;
+            AppliedToFile {
+                damage,
+                file: last,
+                offset: cut as u64,
+            }
+        }
+        DataDirDamage::ZeroWalTail => {
+            let mut bytes = read(&last)?;
+            let end = data_end(&bytes);
+            if end < 1024 {
+                return Err(bad("the last WAL segment holds too little to tear"));
+            }
+            let start = end - 512;
+            bytes[start..end].fill(0);
+            write(&last, &bytes)?;
+            AppliedToFile {
+                damage,
+                file: last,
+                offset: start as u64,
+            }
+        }
+        DataDirDamage::FlipWalRecord => {
+            let mut bytes = read(&first)?;
+            let end = data_end(&bytes);
+            if end < 4096 {
+                return Err(bad("the first WAL segment holds too little"));
+            }
+            let at = end / 2;
+            bytes[at] ^= 0x5a;
+            write(&first, &bytes)?;
+            AppliedToFile {
+                damage,
+                file: first,
+                offset: at as u64,
+            }
+        }
+        DataDirDamage::CorruptSnap => {
+            let snaps = files_with_extension(&member.join("snap"), "snap")?;
+            let newest = snaps
+                .last()
+                .ok_or_else(|| bad("the data dir has no .snap file (lower --snapshot-count)"))?
+                .clone();
+            let mut bytes = read(&newest)?;
+            if bytes.len() < 64 {
+                return Err(bad("the .snap file is too small"));
+            }
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0x5a;
+            write(&newest, &bytes)?;
+            AppliedToFile {
+                damage,
+                file: newest,
+                offset: at as u64,
+            }
+        }
+    };
+    Ok(applied)
+}
