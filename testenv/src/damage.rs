@@ -216,15 +216,18 @@ pub enum DataDirDamage {
     FlipWalRecord,
     /// Flip a byte inside the newest `.snap` file.
     CorruptSnap,
+    /// Delete a WAL segment between the first and the last (needs three or more).
+    DeleteMiddleSegment,
 }
 
 impl DataDirDamage {
     /// Every kind.
-    pub const ALL: [DataDirDamage; 4] = [
+    pub const ALL: [DataDirDamage; 5] = [
         DataDirDamage::CutWalMidRecord,
         DataDirDamage::ZeroWalTail,
         DataDirDamage::FlipWalRecord,
         DataDirDamage::CorruptSnap,
+        DataDirDamage::DeleteMiddleSegment,
     ];
 }
 
@@ -328,6 +331,20 @@ pub fn apply_to_data_dir(
                 damage,
                 file: first,
                 offset: at as u64,
+            }
+        }
+        DataDirDamage::DeleteMiddleSegment => {
+            if segments.len() < 3 {
+                return Err(bad(
+                    "deleting a middle segment needs three WAL segments or more",
+                ));
+            }
+            let victim = segments[segments.len() / 2].clone();
+            std::fs::remove_file(&victim).map_err(|e| Error::io("remove", &victim, e))?;
+            AppliedToFile {
+                damage,
+                file: victim,
+                offset: 0,
             }
         }
         DataDirDamage::CorruptSnap => {
