@@ -4,7 +4,7 @@
 //! Values are fetched one at a time from the snapshot (by revision), so memory stays
 //! bounded by one object plus the key list, whatever the snapshot's size.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
@@ -174,15 +174,19 @@ impl Default for ObjectFilter {
     }
 }
 
+/// A resource's name as kubectl accepts it: `pods`, `deployments.apps`.
+pub fn qualified_resource(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
 impl ObjectFilter {
     fn key_matches(&self, key: &RegistryKey) -> bool {
         let resource_ok = self.resource.as_deref().is_none_or(|r| {
-            let qualified = if key.group.is_empty() {
-                key.resource.clone()
-            } else {
-                format!("{}.{}", key.resource, key.group)
-            };
-            r == key.resource || r == qualified
+            r == key.resource || r == qualified_resource(&key.group, &key.resource)
         });
         let ns_ok = self
             .namespace
@@ -635,36 +639,31 @@ pub fn stats(snap: &Snapshot, prefix: &str, top: usize) -> Result<ObjectStats, O
         database_bytes: status_size,
         ..Default::default()
     };
-    let mut revisions: BTreeMap<String, u64> = BTreeMap::new();
+    // The groups an object counts in: its resource and its namespace.
+    let groups = |key: &str| {
+        RegistryKey::parse_with_prefix(key.as_bytes(), prefix)
+            .ok()
+            .map(|k| {
+                let ns = k.namespace.clone().unwrap_or_else(|| "(cluster)".into());
+                (qualified_resource(&k.group, &k.resource), ns)
+            })
+    };
     for k in &key_stats.most_revisions {
-        revisions.insert(k.key.clone(), k.revisions);
-        let Ok(key) = RegistryKey::parse_with_prefix(k.key.as_bytes(), prefix) else {
+        let Some((resource, ns)) = groups(&k.key) else {
             continue;
         };
-        let resource = if key.group.is_empty() {
-            key.resource.clone()
-        } else {
-            format!("{}.{}", key.resource, key.group)
-        };
-        let ns = key.namespace.clone().unwrap_or_else(|| "(cluster)".into());
         for g in [
-            per_resource.entry(resource.clone()).or_default(),
-            per_ns.entry(ns.clone()).or_default(),
+            per_resource.entry(resource).or_default(),
+            per_ns.entry(ns).or_default(),
         ] {
             g.all_bytes += k.bytes;
         }
         out.all_bytes += k.bytes;
     }
     for k in &key_stats.largest {
-        let Ok(key) = RegistryKey::parse_with_prefix(k.key.as_bytes(), prefix) else {
+        let Some((resource, ns)) = groups(&k.key) else {
             continue;
         };
-        let resource = if key.group.is_empty() {
-            key.resource.clone()
-        } else {
-            format!("{}.{}", key.resource, key.group)
-        };
-        let ns = key.namespace.clone().unwrap_or_else(|| "(cluster)".into());
         for g in [
             per_resource.entry(resource).or_default(),
             per_ns.entry(ns).or_default(),

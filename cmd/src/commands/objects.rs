@@ -69,11 +69,7 @@ pub fn run(command: ObjectsCommand, format: Format) -> anyhow::Result<u8> {
                     "PROBLEM",
                 ]);
                 for o in &list.objects {
-                    let resource = if o.group.is_empty() {
-                        o.resource.clone()
-                    } else {
-                        format!("{}.{}", o.resource, o.group)
-                    };
+                    let resource = objects::qualified_resource(&o.group, &o.resource);
                     let encoding = match &o.encoding {
                         objects::Encoding::Encrypted { provider, key } => {
                             format!("{provider}:{key}")
