@@ -97,6 +97,19 @@ pub enum EtcdCommand {
         #[command(subcommand)]
         command: ObjectsCommand,
     },
+    /// Defragment a stopped member's backend offline: rewrite it compactly, verify the
+    /// copy (same hash, clean check), then swap it in. Never touches a db etcd has open.
+    Defrag {
+        /// The member's data dir (or a db file).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Keep the old backend as `member/snap/db.pre-defrag`.
+        #[arg(long)]
+        keep_old: bool,
+        /// Report what would be reclaimed; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Inspect a snapshot file, a `member/snap/db` file or a data dir, offline and read-only.
     Snapshot {
         /// Snapshot command.
@@ -220,6 +233,46 @@ pub enum SnapshotCommand {
         #[arg(long, default_value_t = 2)]
         prefix_depth: usize,
     },
+    /// Create a new member data dir from a snapshot, as `etcdutl snapshot restore`: the
+    /// backend with the new membership, a WAL and a .snap file. Run it once per member
+    /// with the same --initial-cluster and --initial-cluster-token. Never writes over an
+    /// existing data dir; an interrupted restore leaves only `<data-dir>.part`.
+    Restore(RestoreArgs),
+}
+
+/// `salvor etcd snapshot restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot file (`snapshot save` output; a `member/snap/db` needs --skip-hash-check).
+    pub file: PathBuf,
+    /// Data dir to create (default: `<name>.etcd`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Separate WAL dir (default: `<data-dir>/member/wal`).
+    #[arg(long)]
+    pub wal_dir: Option<PathBuf>,
+    /// Name of the member being restored.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// The new cluster: `name=peer-url,…` (default: `<name>=http://localhost:2380`).
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
+    /// The new cluster's token (member and cluster ids derive from it).
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// This member's peer URLs, comma-separated; must match its --initial-cluster entry.
+    #[arg(long, value_delimiter = ',', default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// Do not verify the snapshot's sha256 trailer (needed for a `member/snap/db`).
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// Add this much to the latest revision, so that revisions never go backwards for
+    /// clients of the old cluster (needs --mark-compacted).
+    #[arg(long, default_value_t = 0)]
+    pub bump_revision: u64,
+    /// Mark the bumped revision compacted, so watchers of the old cluster relist.
+    #[arg(long)]
+    pub mark_compacted: bool,
 }
 
 /// Which objects (kubectl-style flags).

@@ -40,6 +40,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             command: EtcdCommand::Snapshot { command },
         } => commands::snapshot::run(command, cli.output),
         Command::Etcd {
+            command:
+                EtcdCommand::Defrag {
+                    data_dir,
+                    keep_old,
+                    dry_run,
+                },
+        } => commands::recovery::defrag(data_dir, keep_old, dry_run, cli.output),
+        Command::Etcd {
             command: EtcdCommand::Check { path, all },
         } => commands::check::run(&path, all, cli.output),
         Command::Etcd {

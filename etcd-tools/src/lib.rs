@@ -8,5 +8,8 @@
 //! ```
 
 pub mod check;
+pub mod dbedit;
+pub mod defrag;
 pub mod objects;
+pub mod restore;
 pub mod view;
