@@ -179,6 +179,18 @@ impl EtcdCluster {
     /// Starts a cluster and waits until every member answers a Status call and
     /// a linearizable Range.
     pub async fn start_with(options: EtcdOptions) -> Result<Self, Error> {
+        Self::start_prepared(options, |_, _| Ok(())).await
+    }
+
+    /// Starts a cluster whose data dirs are filled by `prepare` before etcd starts
+    /// (for example with a snapshot restored into each). `prepare` gets the members
+    /// (names, peer URLs, data dirs, which do not exist yet) and the
+    /// `--initial-cluster-token`; it runs again, with new ports, when a start attempt
+    /// lost a port.
+    pub async fn start_prepared<F>(options: EtcdOptions, mut prepare: F) -> Result<Self, Error>
+    where
+        F: FnMut(&[Member], &str) -> Result<(), Error>,
+    {
         if options.members == 0 {
             return Err(Error::InvalidOptions(
                 "a cluster needs at least one member".to_string(),
@@ -187,7 +199,7 @@ impl EtcdCluster {
         check_binary(&options.etcd_binary)?;
         let attempts = options.start_attempts.max(1);
         for attempt in 1..=attempts {
-            match Self::try_start(&options).await {
+            match Self::try_start(&options, &mut prepare).await {
                 Ok(cluster) => return Ok(cluster),
                 Err(StartFailure::PortTaken(error)) if attempt < attempts => {
                     warn!(attempt, %error, "a port was taken while etcd started; retrying with new ports");
@@ -200,7 +212,10 @@ impl EtcdCluster {
         unreachable!("the last attempt returns")
     }
 
-    async fn try_start(options: &EtcdOptions) -> Result<Self, StartFailure> {
+    async fn try_start(
+        options: &EtcdOptions,
+        prepare: &mut dyn FnMut(&[Member], &str) -> Result<(), Error>,
+    ) -> Result<Self, StartFailure> {
         let dir = tempfile::Builder::new()
             .prefix("testenv-etcd-")
             .tempdir()
@@ -244,6 +259,7 @@ impl EtcdCluster {
             ),
             dir,
         };
+        prepare(&cluster.members, &cluster.token)?;
         for index in 0..cluster.members.len() {
             cluster.spawn_member(index, "new")?;
         }
@@ -272,12 +288,7 @@ impl EtcdCluster {
     /// The command line of member `index`.
     fn member_args(&self, index: usize, cluster_state: &str) -> Vec<OsString> {
         let member = &self.members[index];
-        let initial_cluster = self
-            .members
-            .iter()
-            .map(|member| format!("{}={}", member.name, member.peer_url))
-            .collect::<Vec<_>>()
-            .join(",");
+        let initial_cluster = initial_cluster(&self.members);
         let options = &self.options;
         let mut args: Vec<OsString> = vec![
             "--name".into(),
@@ -416,6 +427,16 @@ impl EtcdCluster {
                 })
             }
         }
+    }
+
+    /// The `--initial-cluster-token` the members were started with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The `--initial-cluster` value: `name=peer-url,…`.
+    pub fn initial_cluster(&self) -> String {
+        initial_cluster(&self.members)
     }
 
     /// Client URLs of every member, in member order.
@@ -610,6 +631,15 @@ impl Drop for EtcdCluster {
             let _ = child.wait();
         }
     }
+}
+
+/// `name=peer-url,…` for `members`.
+pub fn initial_cluster(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(|member| format!("{}={}", member.name, member.peer_url))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One health probe: a Status call, then a linearizable Range.
