@@ -110,6 +110,21 @@ pub enum EtcdCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Recover every intact revision of a damaged backend into a new db: walks the tree
+    /// around damaged pages, scans unreachable pages to fill the holes, and reports
+    /// exactly what was lost. Exit code 3 when anything was lost. Reads the input only.
+    /// (`-o/--output` is the output format, as everywhere: the new db is the second
+    /// argument.)
+    Salvage {
+        /// The damaged snapshot file, `member/snap/db` or data dir.
+        input: PathBuf,
+        /// The new db to write (must not exist).
+        #[arg(required_unless_present = "dry_run")]
+        new_db: Option<PathBuf>,
+        /// Report what can be recovered; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Inspect a snapshot file, a `member/snap/db` file or a data dir, offline and read-only.
     Snapshot {
         /// Snapshot command.

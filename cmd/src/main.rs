@@ -48,6 +48,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 },
         } => commands::recovery::defrag(data_dir, keep_old, dry_run, cli.output),
         Command::Etcd {
+            command:
+                EtcdCommand::Salvage {
+                    input,
+                    new_db,
+                    dry_run,
+                },
+        } => commands::recovery::salvage(input, new_db, dry_run, cli.output),
+        Command::Etcd {
             command: EtcdCommand::Check { path, all },
         } => commands::check::run(&path, all, cli.output),
         Command::Etcd {

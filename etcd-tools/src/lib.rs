@@ -12,4 +12,5 @@ pub mod dbedit;
 pub mod defrag;
 pub mod objects;
 pub mod restore;
+pub mod salvage;
 pub mod view;
