@@ -253,6 +253,72 @@ pub enum SnapshotCommand {
     /// with the same --initial-cluster and --initial-cluster-token. Never writes over an
     /// existing data dir; an interrupted restore leaves only `<data-dir>.part`.
     Restore(RestoreArgs),
+    /// Stream a snapshot from a live member to DEST (a file), as `etcdctl snapshot save`:
+    /// written to `DEST.part`, its sha256 verified, fsynced, then renamed. With several
+    /// endpoints, the next is tried when one fails.
+    Save {
+        #[command(flatten)]
+        conn: EtcdConnArgs,
+        /// Destination file.
+        dest: PathBuf,
+    },
+}
+
+/// How to reach etcd (etcdctl's flags).
+#[derive(Debug, Clone, Args)]
+pub struct EtcdConnArgs {
+    /// gRPC endpoints, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379",
+        env = "SALVOR_ENDPOINTS"
+    )]
+    pub endpoints: Vec<String>,
+    /// CA bundle that signs the members' certificates.
+    #[arg(long, env = "SALVOR_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (members started with --client-cert-auth).
+    #[arg(long, env = "SALVOR_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client certificate's private key.
+    #[arg(long, env = "SALVOR_KEY")]
+    pub key: Option<PathBuf>,
+    /// User name, or `user:password` as etcdctl takes it.
+    #[arg(long, env = "SALVOR_USER")]
+    pub user: Option<String>,
+    /// Password (prefer the environment variable to the command line).
+    #[arg(long, env = "SALVOR_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Time allowed to connect to one endpoint (e.g. 2s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub dial_timeout: std::time::Duration,
+    /// Time allowed for one request to start answering.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub command_timeout: std::time::Duration,
+}
+
+/// Parses `500ms`, `5s`, `2m` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 500ms, 5s, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// `salvor etcd snapshot restore`.

@@ -13,4 +13,5 @@ pub mod defrag;
 pub mod objects;
 pub mod restore;
 pub mod salvage;
+pub mod save;
 pub mod view;

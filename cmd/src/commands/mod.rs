@@ -1,10 +1,12 @@
 //! One module per command group.
 
 pub mod check;
+pub mod conn;
 pub mod objects;
 pub mod progress;
 pub mod recovery;
 pub mod restore;
+pub mod save;
 pub mod snapshot;
 pub mod wal;
 
