@@ -125,6 +125,13 @@ pub enum EtcdCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Quorum-loss recovery: plan from the surviving data dirs, then apply step by step
+    /// (resumable; every step printed before it runs).
+    Recover {
+        /// Recover command.
+        #[command(subcommand)]
+        command: RecoverCommand,
+    },
     /// Inspect a snapshot file, a `member/snap/db` file or a data dir, offline and read-only.
     Snapshot {
         /// Snapshot command.
@@ -275,6 +282,13 @@ pub struct EtcdConnArgs {
         env = "SALVOR_ENDPOINTS"
     )]
     pub endpoints: Vec<String>,
+    #[command(flatten)]
+    pub security: EtcdSecurityArgs,
+}
+
+/// TLS, authentication and timeouts for etcd (etcdctl's flags).
+#[derive(Debug, Clone, Args)]
+pub struct EtcdSecurityArgs {
     /// CA bundle that signs the members' certificates.
     #[arg(long, env = "SALVOR_CACERT")]
     pub cacert: Option<PathBuf>,
@@ -315,7 +329,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
@@ -465,4 +479,51 @@ pub enum WalCommand {
         #[arg(long)]
         raw: bool,
     },
+}
+
+/// `salvor etcd recover …`
+#[derive(Debug, Subcommand)]
+pub enum RecoverCommand {
+    /// Inspect the surviving members' data dirs (offline) and plan the recovery: the
+    /// member to recover from (highest commit index, with the reasons) and the steps.
+    /// Save it with `-o json > plan.json` for `apply`.
+    Plan {
+        /// Data dirs of the surviving members.
+        #[arg(required = true)]
+        data_dirs: Vec<PathBuf>,
+        /// New data dir for the source member (default: `<source>-recovered`).
+        #[arg(long)]
+        recovered_data_dir: Option<PathBuf>,
+        /// Data dir for a re-added member, `name=path` (default:
+        /// `<parent of source>/<name>-rejoined`). Repeatable.
+        #[arg(long = "member-data-dir", value_parser = parse_name_path)]
+        member_data_dirs: Vec<(String, PathBuf)>,
+    },
+    /// Run a plan's steps from where the state file says. Exit code 4 while waiting for
+    /// the operator to start a member (the command to run is printed): start it, then
+    /// run apply again.
+    Apply {
+        /// The plan (`recover plan -o json` output).
+        #[arg(long)]
+        plan: PathBuf,
+        /// Progress file (default: `<plan>.state`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print the steps that would run; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How long to wait for a member to start or a learner to catch up.
+        #[arg(long, default_value = "2m", value_parser = parse_duration)]
+        wait: std::time::Duration,
+        #[command(flatten)]
+        security: EtcdSecurityArgs,
+    },
+}
+
+/// Parses `name=path`.
+pub fn parse_name_path(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !p.is_empty() => Ok((n.to_string(), PathBuf::from(p))),
+        _ => Err(format!("{s:?} is not name=path")),
+    }
 }

@@ -20,6 +20,9 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// A check or diagnosis found error-level problems.
     pub const FINDINGS: u8 = 3;
+    /// Nothing answered (or, for `recover apply`, a member the operator must start does
+    /// not answer yet).
+    pub const UNREACHABLE: u8 = 4;
 }
 
 fn init_logging(format: LogFormat) {
@@ -55,6 +58,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     dry_run,
                 },
         } => commands::recovery::salvage(input, new_db, dry_run, cli.output),
+        Command::Etcd {
+            command: EtcdCommand::Recover { command },
+        } => commands::recover::run(command, cli.output),
         Command::Etcd {
             command: EtcdCommand::Check { path, all },
         } => commands::check::run(&path, all, cli.output),

@@ -11,6 +11,7 @@ pub mod check;
 pub mod dbedit;
 pub mod defrag;
 pub mod objects;
+pub mod recover;
 pub mod restore;
 pub mod salvage;
 pub mod save;

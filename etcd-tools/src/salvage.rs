@@ -183,6 +183,9 @@ pub struct SalvageReport {
     pub elapsed_ms: u64,
 }
 
+/// Top-level buckets: name and raw bucket value.
+type TopBuckets = Vec<(String, Vec<u8>)>;
+
 /// The file as raw pages.
 struct Raw {
     source: Box<dyn PageSource>,
@@ -417,8 +420,10 @@ impl Walker<'_> {
                     hi: Some(e.key.to_vec()),
                 });
             }
-            if name == "key" {
-                if let Err(problem) = key_record(e.key, e.value) {
+            if name == "key"
+                && let Err(problem) = key_record(e.key, e.value)
+            {
+                {
                     let revision = RevisionKey::parse(e.key).ok().map(|r| r.revision.main);
                     self.bad_record(RecordProblem {
                         page: id,
@@ -534,7 +539,7 @@ pub fn salvage(opts: &SalvageOptions) -> Result<SalvageReport> {
     };
 
     // The root: from the newest meta whose root page reads, else a scanned candidate.
-    let mut root: Option<(Option<u64>, u64, Vec<(String, Vec<u8>)>)> = None;
+    let mut root: Option<(Option<u64>, u64, TopBuckets)> = None;
     for m in &metas {
         match root_buckets(&raw, m.root) {
             Ok(b) => {
@@ -781,7 +786,7 @@ fn lost_ranges(
 }
 
 /// The top-level buckets in root page `id` (a leaf of bucket entries, or a branch).
-fn root_buckets(raw: &Raw, id: u64) -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
+fn root_buckets(raw: &Raw, id: u64) -> std::result::Result<TopBuckets, String> {
     let (header, bytes) = raw.node_page(id)?;
     let node = NodePage::new(&bytes, id, None).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -810,7 +815,7 @@ fn root_buckets(raw: &Raw, id: u64) -> std::result::Result<Vec<(String, Vec<u8>)
 
 /// Leaf pages that look like an etcd root (only bucket entries named like etcd's
 /// buckets, a `key` bucket among them); the one with the highest page id wins.
-fn scan_root_candidates(raw: &Raw) -> Option<(u64, Vec<(String, Vec<u8>)>)> {
+fn scan_root_candidates(raw: &Raw) -> Option<(u64, TopBuckets)> {
     let mut best = None;
     for id in 2..raw.pages {
         if let Ok(b) = root_buckets(raw, id)

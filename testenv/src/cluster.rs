@@ -156,6 +156,9 @@ static RESERVED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// Distinguishes the `--initial-cluster-token` of clusters in this process.
 static CLUSTER_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Fills the members' data dirs before a start (see [`EtcdCluster::start_prepared`]).
+type Prepare<'a> = dyn FnMut(&[Member], &str) -> Result<(), Error> + 'a;
+
 /// Why one start attempt failed.
 enum StartFailure {
     /// A port was taken before etcd could bind it: try again with new ports.
@@ -214,7 +217,7 @@ impl EtcdCluster {
 
     async fn try_start(
         options: &EtcdOptions,
-        prepare: &mut dyn FnMut(&[Member], &str) -> Result<(), Error>,
+        prepare: &mut Prepare<'_>,
     ) -> Result<Self, StartFailure> {
         let dir = tempfile::Builder::new()
             .prefix("testenv-etcd-")
@@ -287,14 +290,26 @@ impl EtcdCluster {
 
     /// The command line of member `index`.
     fn member_args(&self, index: usize, cluster_state: &str) -> Vec<OsString> {
+        let initial = initial_cluster(&self.members);
+        let data_dir = self.members[index].data_dir.clone();
+        self.member_args_with(index, &data_dir, &initial, cluster_state)
+    }
+
+    /// The command line of member `index` with another data dir and membership.
+    fn member_args_with(
+        &self,
+        index: usize,
+        data_dir: &Path,
+        initial_cluster: &str,
+        cluster_state: &str,
+    ) -> Vec<OsString> {
         let member = &self.members[index];
-        let initial_cluster = initial_cluster(&self.members);
         let options = &self.options;
         let mut args: Vec<OsString> = vec![
             "--name".into(),
             member.name.clone().into(),
             "--data-dir".into(),
-            member.data_dir.clone().into(),
+            data_dir.into(),
             "--listen-client-urls".into(),
             member.client_url.clone().into(),
             "--advertise-client-urls".into(),
@@ -358,9 +373,14 @@ impl EtcdCluster {
     }
 
     fn spawn_member(&mut self, index: usize, cluster_state: &str) -> Result<(), Error> {
+        let args = self.member_args(index, cluster_state);
+        self.spawn_member_args(index, args)
+    }
+
+    fn spawn_member_args(&mut self, index: usize, args: Vec<OsString>) -> Result<(), Error> {
         let spec = ProcessSpec {
             program: self.options.etcd_binary.clone(),
-            args: self.member_args(index, cluster_state),
+            args,
             log: self.members[index].log.clone(),
         };
         debug!(member = %self.members[index].name, ?spec, "spawning etcd");
@@ -371,6 +391,65 @@ impl EtcdCluster {
         })?;
         self.processes[index] = Some(child);
         Ok(())
+    }
+
+    /// Starts member `index` (stopped or killed before) on `data_dir` with the given
+    /// `--initial-cluster` and `--initial-cluster-state`, as an operator does during a
+    /// recovery, and waits until it answers: a Status call, and for voters
+    /// (`learner == false`) also a linearizable Range. Later restarts use these settings'
+    /// data dir.
+    pub async fn start_member_with(
+        &mut self,
+        index: usize,
+        data_dir: &Path,
+        initial_cluster: &str,
+        cluster_state: &str,
+        learner: bool,
+    ) -> Result<(), Error> {
+        self.member(index)?;
+        if self.processes[index].is_some() {
+            self.stop(index).await?;
+        }
+        let args = self.member_args_with(index, data_dir, initial_cluster, cluster_state);
+        self.members[index].data_dir = data_dir.to_path_buf();
+        self.spawn_member_args(index, args)?;
+        let deadline = Instant::now() + self.options.start_timeout;
+        if learner {
+            self.wait_answers(index, deadline).await
+        } else {
+            self.wait_healthy(index, deadline).await
+        }
+    }
+
+    /// Waits until member `index` answers a Status call.
+    async fn wait_answers(&mut self, index: usize, deadline: Instant) -> Result<(), Error> {
+        let endpoint = vec![self.members[index].client_url.clone()];
+        let probe_options = ConnectOptions {
+            dial_timeout: Duration::from_millis(500),
+            request_timeout: Some(Duration::from_secs(2)),
+            ..self.connect_options()?
+        };
+        loop {
+            self.check_running(index)?;
+            let last_error = match Client::connect(&endpoint, probe_options.clone()).await {
+                Ok(client) => match client.status().await {
+                    Ok(_) => return Ok(()),
+                    Err(error) => error_chain(&error),
+                },
+                Err(error) => error_chain(&error),
+            };
+            if Instant::now() >= deadline {
+                let member = &self.members[index];
+                return Err(Error::StartTimeout {
+                    member: member.name.clone(),
+                    timeout: self.options.start_timeout,
+                    last_error,
+                    log: member.log.clone(),
+                    log_tail: log_tail(&member.log),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until member `index` answers Status and a linearizable Range.

@@ -2,13 +2,18 @@
 
 use etcd_rpc::{ConnectOptions, TlsOptions};
 
-use crate::cli::EtcdConnArgs;
+use crate::cli::{EtcdConnArgs, EtcdSecurityArgs};
 
 /// Connection options from the flags: TLS when any of --cacert/--cert/--key is given
 /// (or an endpoint says https://), and `--user user:password` split as etcdctl does.
-pub fn connect_options(args: &EtcdConnArgs) -> anyhow::Result<ConnectOptions> {
+pub fn connect_options(conn: &EtcdConnArgs) -> anyhow::Result<ConnectOptions> {
+    let https = conn.endpoints.iter().any(|e| e.starts_with("https://"));
+    security_options(&conn.security, https)
+}
+
+/// Connection options from the TLS/auth/timeout flags alone.
+pub fn security_options(args: &EtcdSecurityArgs, https: bool) -> anyhow::Result<ConnectOptions> {
     let any_tls = args.cacert.is_some() || args.cert.is_some() || args.key.is_some();
-    let https = args.endpoints.iter().any(|e| e.starts_with("https://"));
     let tls = if any_tls || https {
         Some(TlsOptions::from_files(
             args.cacert.as_deref(),

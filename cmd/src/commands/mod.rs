@@ -4,6 +4,7 @@ pub mod check;
 pub mod conn;
 pub mod objects;
 pub mod progress;
+pub mod recover;
 pub mod recovery;
 pub mod restore;
 pub mod save;

@@ -603,7 +603,9 @@ mod tests {
     use crate::bbolt::{Db, MemorySource};
     use std::io::Cursor;
 
-    fn build(buckets: &[(&[u8], Vec<(Vec<u8>, Vec<u8>)>)], opts: WriterOptions) -> Vec<u8> {
+    type Kvs = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn build(buckets: &[(&[u8], Kvs)], opts: WriterOptions) -> Vec<u8> {
         let mut w = BoltWriter::create(Cursor::new(Vec::new()), opts).unwrap();
         for (name, kvs) in buckets {
             w.begin_bucket(name, 7).unwrap();
@@ -618,7 +620,7 @@ mod tests {
         bytes
     }
 
-    fn read_back(bytes: Vec<u8>) -> Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)> {
+    fn read_back(bytes: Vec<u8>) -> Vec<(Vec<u8>, Kvs)> {
         let db = Db::open(Box::new(MemorySource::from_bytes(bytes))).unwrap();
         let mut out = Vec::new();
         for name in db.bucket_names().unwrap() {
@@ -635,7 +637,7 @@ mod tests {
         out
     }
 
-    fn kvs(n: usize, vlen: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn kvs(n: usize, vlen: usize) -> Kvs {
         (0..n)
             .map(|i| {
                 (
@@ -648,7 +650,7 @@ mod tests {
 
     #[test]
     fn round_trips_small_large_and_empty_buckets() {
-        let input: Vec<(&[u8], Vec<(Vec<u8>, Vec<u8>)>)> = vec![
+        let input: Vec<(&[u8], Kvs)> = vec![
             (b"alarm", vec![]),
             (b"big", kvs(20_000, 100)),
             (b"huge-values", kvs(20, 10_000)),
