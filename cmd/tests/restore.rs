@@ -289,6 +289,19 @@ fn refuses_bad_inputs_and_never_overwrites() {
     let s = snap.to_str().unwrap();
     let dir = tmp.path().join("out");
     let d = dir.to_str().unwrap();
+    // A dry run checks everything and writes nothing.
+    let (code, out, err) = salvor(&[
+        "etcd",
+        "snapshot",
+        "restore",
+        s,
+        "--data-dir",
+        d,
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dry run"), "{out}");
+    assert!(!dir.exists());
     // Existing, non-empty data dir.
     std::fs::create_dir_all(dir.join("member")).unwrap();
     let (code, _, err) = salvor(&["etcd", "snapshot", "restore", s, "--data-dir", d]);
