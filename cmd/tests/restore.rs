@@ -370,48 +370,22 @@ fn refuses_bad_inputs_and_never_overwrites() {
 
 #[test]
 fn interrupted_restore_leaves_nothing_that_looks_complete() {
-    use sha2::Digest;
-    use snapshot_format::bbolt::{BoltWriter, WriterOptions};
     // A 600 MB snapshot written with the bulk writer (values of 60 kB), with a trailer.
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("big.db");
-    let file = std::fs::File::create(&path).unwrap();
-    let mut w =
-        BoltWriter::create(std::io::BufWriter::new(file), WriterOptions::default()).unwrap();
-    let value = vec![7u8; 60_000];
-    w.begin_bucket(b"key", 0).unwrap();
-    for rev in 1..=10_000i64 {
-        let mut k = rev.to_be_bytes().to_vec();
-        k.push(b'_');
-        k.extend_from_slice(&0i64.to_be_bytes());
-        w.put(&k, &value).unwrap();
-    }
-    w.end_bucket().unwrap();
-    w.begin_bucket(b"meta", 0).unwrap();
-    w.end_bucket().unwrap();
-    let (out, _) = w.finish().unwrap();
-    drop(out);
-    let bytes = std::fs::read(&path).unwrap();
-    let digest = sha2::Sha256::digest(&bytes);
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, &digest).unwrap();
-    drop(bytes);
+    common::big_db(&path, 10_000, true);
 
     let data_dir = tmp.path().join("restored");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_salvor"))
-        .args(["etcd", "snapshot", "restore", path.to_str().unwrap()])
-        .args(["--data-dir", data_dir.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "the restore finished before it was killed"
+    common::kill_after(
+        &[
+            "etcd",
+            "snapshot",
+            "restore",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        Duration::from_millis(100),
     );
     assert!(
         !data_dir.exists(),

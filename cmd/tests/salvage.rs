@@ -238,3 +238,33 @@ fn salvage_never_panics_on_hostile_files() {
         }
     }
 }
+
+#[test]
+fn interrupted_salvage_leaves_nothing_that_looks_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("big.db");
+    common::big_db(&input, 10_000, false);
+    let out = tmp.path().join("salvaged.db");
+    common::kill_after(
+        &[
+            "etcd",
+            "salvage",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        std::time::Duration::from_millis(100),
+    );
+    assert!(
+        !out.exists(),
+        "an interrupted salvage left {}",
+        out.display()
+    );
+    let (code, _, err) = salvor(&[
+        "etcd",
+        "salvage",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(records(&out).len(), 10_000);
+}
