@@ -7,27 +7,10 @@
 mod common;
 use common::salvor;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_rpc::proto::RangeRequest;
 use serde_json::Value;
 use testenv::{EtcdCluster, Workload};
-
-async fn all_keys(client: &etcd_rpc::Client) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    client
-        .range(RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| (kv.key, kv.value))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defrag_a_stopped_member_and_restart_it() {
@@ -40,7 +23,7 @@ async fn defrag_a_stopped_member_and_restart_it() {
     };
     let load = testenv::load(&client, &workload).await.unwrap();
     client.compact(load.revision, true).await.unwrap();
-    let expected = all_keys(&client).await;
+    let expected = common::all_keys(&client, false).await;
     let data_dir = cluster.members()[0].data_dir.clone();
     let d = data_dir.to_str().unwrap().to_string();
 
@@ -92,7 +75,7 @@ async fn defrag_a_stopped_member_and_restart_it() {
 
     cluster.restart(0).await.unwrap();
     let client = cluster.client().await.unwrap();
-    assert!(all_keys(&client).await == expected);
+    assert!(common::all_keys(&client, false).await == expected);
     client.put("/after-defrag", "x").await.unwrap();
 }
 

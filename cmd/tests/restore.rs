@@ -9,7 +9,6 @@
 mod common;
 use common::salvor;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -17,22 +16,6 @@ use std::time::Duration;
 use etcd_rpc::proto::RangeRequest;
 use serde_json::Value;
 use testenv::{EtcdCluster, EtcdOptions, Workload};
-
-/// Every key and value (and its mod revision) at the newest revision.
-async fn all_keys(client: &etcd_rpc::Client) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
-    let resp = client
-        .range(RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    resp.kvs
-        .into_iter()
-        .map(|kv| (kv.key, (kv.value, kv.mod_revision)))
-        .collect()
-}
 
 fn restore_args<'a>(
     snapshot: &'a str,
@@ -82,7 +65,7 @@ async fn restored_three_member_cluster_serves_every_key() {
         })
         .await
         .unwrap();
-    let expected = all_keys(&client).await;
+    let expected = common::all_keys(&client, false).await;
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap.db");
     source.etcdctl_snapshot_save(&snap).unwrap();
@@ -134,7 +117,7 @@ async fn restored_three_member_cluster_serves_every_key() {
         let member = restored.member_client(index).await.unwrap();
         let status = member.status().await.unwrap();
         assert_eq!(status.header.unwrap().revision, revision);
-        let got = all_keys(&member).await;
+        let got = common::all_keys(&member, false).await;
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "member {index} differs from the source");
     }
@@ -277,7 +260,7 @@ async fn bumped_revision_moves_forward_and_is_compacted() {
     let err = format!("{:?}", old.unwrap_err());
     assert!(err.contains("compacted"), "{err}");
     // Every key is still there.
-    assert_eq!(all_keys(&client).await.len(), 501);
+    assert_eq!(common::all_keys(&client, false).await.len(), 501);
 }
 
 #[test]

@@ -104,3 +104,24 @@ pub fn kill_after(args: &[&str], after: std::time::Duration) {
         "salvor {args:?} finished before it was killed"
     );
 }
+
+/// Every key with its value and mod revision at the newest revision, read from `client`
+/// (serializable: the member's own copy, without going through the leader).
+pub async fn all_keys(
+    client: &etcd_rpc::Client,
+    serializable: bool,
+) -> std::collections::BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
+    client
+        .range(etcd_rpc::proto::RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            serializable,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .kvs
+        .into_iter()
+        .map(|kv| (kv.key, (kv.value, kv.mod_revision)))
+        .collect()
+}
