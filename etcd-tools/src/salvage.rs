@@ -6,12 +6,14 @@
 //!    (wrong id, bad flags, bounds, cycles, pages reached twice) is skipped and the key
 //!    range it covered becomes a *hole*; unreadable elements of a readable page are
 //!    skipped one by one.
-//! 2. **Page scan.** Every page of the file the walk did not reach is read. Leaf pages of
-//!    the `key` bucket (all keys are revision keys) fill the holes: their records are
-//!    taken when their revision falls inside a hole. Records outside holes are stale
-//!    copies etcd freed (the live tree has those revisions, or compaction removed them)
-//!    and are ignored. With no readable `key` bucket root at all, the whole bucket is a
-//!    hole.
+//! 2. **Page scan.** Every page of the file the walk did not reach is read; leaf pages of
+//!    the `key` bucket (all keys revision keys) add their records. Unreachable pages are
+//!    live data cut off by damage, or stale copies etcd freed. Revisions are immutable,
+//!    so a stale copy can only bring back what compaction removed: a page holding a
+//!    record compaction would have removed (an overwritten revision at or below the
+//!    compaction revision, or a delete there) is stale, and its records at or below the
+//!    compaction are ignored. When the root itself was found by scanning (both meta
+//!    pages unusable), the `key` bucket is judged the same way, page by page.
 //! 3. **Validation.** Each `key` record must have a well-formed revision key and decode as
 //!    a `KeyValue` stored at its own revision (see [`record_problem`]); others are
 //!    reported and dropped.
@@ -237,13 +239,6 @@ impl Raw {
 struct Hole {
     lo: Option<Vec<u8>>,
     hi: Option<Vec<u8>>,
-}
-
-impl Hole {
-    fn contains(&self, key: &[u8]) -> bool {
-        self.lo.as_deref().is_none_or(|lo| key >= lo)
-            && self.hi.as_deref().is_none_or(|hi| key < hi)
-    }
 }
 
 /// What the walk of one bucket found.
@@ -564,84 +559,30 @@ pub fn salvage(opts: &SalvageOptions) -> Result<SalvageReport> {
     if let Some(r) = root_page {
         walker.visited.insert(r);
     }
+    // The key bucket of a root found by scanning may be a stale copy: its records are
+    // then judged page by page like every other unreachable page.
+    let trusted_root = meta_page.is_some();
     let mut walked: BTreeMap<String, Walked> = BTreeMap::new();
     for (name, value) in &top {
+        if name == "key" && !trusted_root {
+            continue;
+        }
         let w = walker.bucket(name, value);
         walked.insert(name.clone(), w);
     }
-    let key_holes: Vec<Hole> = match walked.get("key") {
-        Some(w) => w.holes.clone(),
-        None => vec![Hole { lo: None, hi: None }],
-    };
 
-    // Page scan: key-bucket leaves outside the walk fill its holes.
-    let mut from_scan = 0u64;
-    let mut stale = 0u64;
-    let mut scanned: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    if !key_holes.is_empty() {
-        let mut id = 2u64;
-        while id < raw.pages {
-            if walker.visited.contains(&id) {
-                id += 1;
-                continue;
-            }
-            let Ok((header, bytes)) = raw.node_page(id) else {
-                id += 1;
-                continue;
-            };
-            let span = 1 + u64::from(header.overflow);
-            if header.flags == FLAG_LEAF
-                && let Ok(node) = NodePage::new(&bytes, id, None)
-            {
-                let elements: Vec<_> = (0..node.count())
-                    .filter_map(|i| node.leaf(i).ok())
-                    .collect();
-                let key_leaf = !elements.is_empty()
-                    && elements
-                        .iter()
-                        .all(|e| e.flags == 0 && RevisionKey::parse(e.key).is_ok());
-                if key_leaf {
-                    for e in elements {
-                        if !key_holes.iter().any(|h| h.contains(e.key)) {
-                            stale += 1;
-                            continue;
-                        }
-                        match key_record(e.key, e.value) {
-                            Ok(_) => {
-                                if scanned.insert(e.key.to_vec(), e.value.to_vec()).is_none() {
-                                    from_scan += 1;
-                                }
-                            }
-                            Err(problem) => walker.bad_record(RecordProblem {
-                                page: id,
-                                bucket: "key".into(),
-                                key: Some(Bytes::from(e.key)),
-                                revision: RevisionKey::parse(e.key).ok().map(|r| r.revision.main),
-                                problem,
-                            }),
-                        }
-                    }
-                }
-            }
-            id += span;
-        }
-    }
-    let key_walk = walked.entry("key".to_string()).or_default();
-    let mut scanned_used = 0u64;
-    for (k, v) in scanned {
-        if let std::collections::btree_map::Entry::Vacant(slot) = key_walk.entries.entry(k) {
-            slot.insert(v);
-            scanned_used += 1;
-        }
-    }
-    let _ = from_scan;
-
-    // What was lost.
-    let meta = walked.get("meta").map(|w| &w.entries);
-    let compacted = meta
-        .and_then(|m| m.get(b"finishedCompactRev".as_slice()))
+    // Compaction revision, from the recovered meta bucket (0: never compacted, or lost).
+    let compacted = walked
+        .get("meta")
+        .and_then(|w| w.entries.get(b"finishedCompactRev".as_slice()))
         .and_then(|v| Revision::parse(v))
         .map(|r| r.main);
+    let visited = std::mem::take(&mut walker.visited);
+    let scan = scan_key_pages(&raw, &visited, &mut walker);
+    let key_walk = walked.entry("key".to_string()).or_default();
+    let (scanned_used, stale) = merge_scanned(key_walk, scan, compacted.unwrap_or(0));
+
+    // What was lost.
     let key_entries = &walked["key"].entries;
     let mains: Vec<i64> = {
         let mut v: Vec<i64> = key_entries
@@ -720,6 +661,129 @@ pub fn salvage(opts: &SalvageOptions) -> Result<SalvageReport> {
     Ok(report)
 }
 
+/// One `key` record found on a page the walk did not reach.
+struct ScannedRecord {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    user_key: Vec<u8>,
+    main: i64,
+    tombstone: bool,
+}
+
+/// Valid `key` records of every leaf page the walk did not reach, by page.
+fn scan_key_pages(
+    raw: &Raw,
+    visited: &HashSet<u64>,
+    walker: &mut Walker<'_>,
+) -> Vec<(u64, Vec<ScannedRecord>)> {
+    let mut pages = Vec::new();
+    let mut id = 2u64;
+    while id < raw.pages {
+        if visited.contains(&id) {
+            id += 1;
+            continue;
+        }
+        let Ok((header, bytes)) = raw.node_page(id) else {
+            id += 1;
+            continue;
+        };
+        let span = 1 + u64::from(header.overflow);
+        if header.flags == FLAG_LEAF
+            && let Ok(node) = NodePage::new(&bytes, id, None)
+        {
+            let elements: Vec<_> = (0..node.count())
+                .filter_map(|i| node.leaf(i).ok())
+                .collect();
+            let key_leaf = !elements.is_empty()
+                && elements
+                    .iter()
+                    .all(|e| e.flags == 0 && RevisionKey::parse(e.key).is_ok());
+            if key_leaf {
+                let mut records = Vec::new();
+                for e in elements {
+                    match key_record(e.key, e.value) {
+                        Ok(rk) => {
+                            let user_key = KeyValueRef::parse(e.value)
+                                .map(|kv| kv.key.to_vec())
+                                .unwrap_or_default();
+                            records.push(ScannedRecord {
+                                key: e.key.to_vec(),
+                                value: e.value.to_vec(),
+                                user_key,
+                                main: rk.revision.main,
+                                tombstone: rk.tombstone,
+                            });
+                        }
+                        Err(problem) => walker.bad_record(RecordProblem {
+                            page: id,
+                            bucket: "key".into(),
+                            key: Some(Bytes::from(e.key)),
+                            revision: RevisionKey::parse(e.key).ok().map(|r| r.revision.main),
+                            problem,
+                        }),
+                    }
+                }
+                pages.push((id, records));
+            }
+        }
+        id += span;
+    }
+    pages
+}
+
+/// Adds the scanned records that are live data to `walk`; returns (records added, stale
+/// records ignored).
+///
+/// etcd never removes `key` records except by compaction, which keeps, per key, only the
+/// newest revision at or below the compaction revision (and not even that one when it is
+/// a delete). A page holding a record compaction would have removed is a stale copy freed
+/// by a later transaction: its records at or below the compaction are ignored (they
+/// would bring back overwritten values and deleted keys). Records above the compaction
+/// are never removed by etcd, so they are kept from any page.
+fn merge_scanned(
+    walk: &mut Walked,
+    pages: Vec<(u64, Vec<ScannedRecord>)>,
+    compacted: i64,
+) -> (u64, u64) {
+    // Newest revision at or below the compaction per user key, over everything seen.
+    let mut newest: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
+    let mut note = |user_key: &[u8], main: i64| {
+        if main <= compacted {
+            let e = newest.entry(user_key.to_vec()).or_insert(main);
+            *e = (*e).max(main);
+        }
+    };
+    for (k, v) in &walk.entries {
+        if let (Ok(rk), Ok(kv)) = (RevisionKey::parse(k), KeyValueRef::parse(v)) {
+            note(kv.key, rk.revision.main);
+        }
+    }
+    for (_, records) in &pages {
+        for r in records {
+            note(&r.user_key, r.main);
+        }
+    }
+    let mut added = 0u64;
+    let mut stale = 0u64;
+    for (_, records) in pages {
+        let is_stale = records.iter().any(|r| {
+            r.main <= compacted
+                && (r.tombstone || newest.get(&r.user_key).is_some_and(|&n| n > r.main))
+        });
+        for r in records {
+            if is_stale && r.main <= compacted {
+                stale += 1;
+                continue;
+            }
+            if let std::collections::btree_map::Entry::Vacant(slot) = walk.entries.entry(r.key) {
+                slot.insert(r.value);
+                added += 1;
+            }
+        }
+    }
+    (added, stale)
+}
+
 /// Revisions missing: above the compaction every main revision up to the latest must
 /// exist; below it, the holes of the walk that no scanned page filled.
 fn lost_ranges(
@@ -729,32 +793,20 @@ fn lost_ranges(
     walker: &Walker<'_>,
 ) -> Vec<LostRange> {
     let mut lost = Vec::new();
-    let present: HashSet<i64> = mains.iter().copied().collect();
     let latest = mains.last().copied().unwrap_or(0);
-    let first_checked = compacted.max(mains.first().copied().unwrap_or(1).min(compacted + 1)) + 1;
-    let mut run: Option<(i64, i64)> = None;
-    for rev in first_checked.max(1)..=latest {
-        if present.contains(&rev) {
-            if let Some((a, b)) = run.take() {
-                lost.push(LostRange {
-                    from_revision: a,
-                    to_revision: b,
-                    certain: true,
-                });
-            }
-        } else {
-            run = Some(match run {
-                Some((a, _)) => (a, rev),
-                None => (rev, rev),
+    // Above the compaction every main revision up to the latest exists: each gap between
+    // consecutive revisions present is lost (found from the sorted revisions, so a
+    // damaged, huge revision costs nothing).
+    let mut prev = compacted.max(0);
+    for &m in mains.iter().filter(|&&m| m > compacted) {
+        if m > prev + 1 && lost.len() < MAX_LISTED {
+            lost.push(LostRange {
+                from_revision: prev + 1,
+                to_revision: m - 1,
+                certain: true,
             });
         }
-    }
-    if let Some((a, b)) = run {
-        lost.push(LostRange {
-            from_revision: a,
-            to_revision: b,
-            certain: true,
-        });
+        prev = m;
     }
     // Holes below the compaction: the revisions between the hole's bounds.
     for h in holes {
@@ -785,17 +837,36 @@ fn lost_ranges(
     lost
 }
 
-/// The top-level buckets in root page `id` (a leaf of bucket entries, or a branch).
+/// The top-level buckets in root page `id` (a leaf of bucket entries, or a branch over
+/// such leaves; every page read once, at most [`MAX_DEPTH`] levels).
 fn root_buckets(raw: &Raw, id: u64) -> std::result::Result<TopBuckets, String> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    root_pages(raw, id, 0, &mut seen, &mut out)?;
+    if !out.iter().any(|(n, _)| n == "key") {
+        return Err("no \"key\" bucket".into());
+    }
+    Ok(out)
+}
+
+fn root_pages(
+    raw: &Raw,
+    id: u64,
+    depth: usize,
+    seen: &mut HashSet<u64>,
+    out: &mut TopBuckets,
+) -> std::result::Result<(), String> {
+    if depth > MAX_DEPTH || !seen.insert(id) {
+        return Err(format!("page {id} is reached twice or too deep"));
+    }
     let (header, bytes) = raw.node_page(id)?;
     let node = NodePage::new(&bytes, id, None).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
     if header.flags == FLAG_BRANCH {
         for i in 0..node.count() {
             let child = node.branch(i).map_err(|e| e.to_string())?.child;
-            out.extend(root_buckets(raw, child)?);
+            root_pages(raw, child, depth + 1, seen, out)?;
         }
-        return Ok(out);
+        return Ok(());
     }
     for i in 0..node.count() {
         let e = node.leaf(i).map_err(|e| e.to_string())?;
@@ -807,10 +878,7 @@ fn root_buckets(raw: &Raw, id: u64) -> std::result::Result<TopBuckets, String> {
             e.value.to_vec(),
         ));
     }
-    if !out.iter().any(|(n, _)| n == "key") {
-        return Err("no \"key\" bucket".into());
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Leaf pages that look like an etcd root (only bucket entries named like etcd's
@@ -818,7 +886,9 @@ fn root_buckets(raw: &Raw, id: u64) -> std::result::Result<TopBuckets, String> {
 fn scan_root_candidates(raw: &Raw) -> Option<(u64, TopBuckets)> {
     let mut best = None;
     for id in 2..raw.pages {
-        if let Ok(b) = root_buckets(raw, id)
+        let is_leaf = raw.node_page(id).is_ok_and(|(h, _)| h.flags == FLAG_LEAF);
+        if is_leaf
+            && let Ok(b) = root_buckets(raw, id)
             && b.iter().all(|(n, _)| ETCD_BUCKETS.contains(&n.as_str()))
         {
             best = Some((id, b));
