@@ -18,8 +18,8 @@ use snapshot_format::bbolt::{Db, MemorySource};
 use testenv::damage::{Damage, apply};
 use testenv::{EtcdCluster, EtcdOptions, Workload};
 
-/// Every `key` bucket record of a db: revision key -> (value, leaf page).
-fn records(path: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, u64)> {
+/// Every `key` bucket record of a db: revision key -> (value, leaf page, pages it spans).
+fn records(path: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, u64, u64)> {
     let mut bytes = std::fs::read(path).unwrap();
     if bytes.len() % 512 == 32 {
         bytes.truncate(bytes.len() - 32);
@@ -30,11 +30,14 @@ fn records(path: &Path) -> BTreeMap<Vec<u8>, (Vec<u8>, u64)> {
         if e.bucket_path.len() == 1 && e.bucket_path[0] == b"key" {
             out.insert(
                 e.element.key.to_vec(),
-                (e.element.value.to_vec(), e.at.page.unwrap_or(0)),
+                (e.element.value.to_vec(), e.at.page.unwrap_or(0), 1),
             );
         }
     });
     assert!(result.problems.is_empty(), "{:?}", result.problems);
+    for (_, page, span) in out.values_mut() {
+        *span = db.read_page(*page).map_or(1, |p| p.span());
+    }
     out
 }
 
@@ -75,29 +78,30 @@ async fn salvage_recovers_every_intact_revision() {
         assert!(code == 0 || code == 3, "{damage:?}: {stderr}");
         let report: Value = serde_json::from_str(&stdout).unwrap();
         // Pages whose records may be lost.
-        let on_damaged = |page: u64| match damage {
+        let on_damaged = |page: u64, span: u64| match damage {
             Damage::ZeroLeafPage | Damage::FlipLeafElement | Damage::GarbleRecord => {
                 applied.page == Some(page)
             }
-            Damage::Truncate => page >= applied.offset / page_size,
+            // A page cut anywhere (its overflow included) is damaged.
+            Damage::Truncate => (page + span) * page_size > applied.offset,
             _ => false,
         };
         let got = records(&out);
         // Nothing invented or altered.
-        for (k, (v, _)) in &got {
-            let (ov, _) = orig
+        for (k, (v, _, _)) in &got {
+            let (ov, _, _) = orig
                 .get(k)
                 .unwrap_or_else(|| panic!("{damage:?}: salvage invented revision {k:?}"));
             assert!(ov == v, "{damage:?}: revision {k:?} has a different value");
         }
         // Everything intact is there.
         let mut missing = 0;
-        for (k, (_, page)) in &orig {
+        for (k, (_, page, span)) in &orig {
             if got.contains_key(k) {
                 continue;
             }
             assert!(
-                on_damaged(*page),
+                on_damaged(*page, *span),
                 "{damage:?}: intact revision {k:?} (page {page}) was not recovered"
             );
             missing += 1;
@@ -174,7 +178,7 @@ async fn salvage_recovers_every_intact_revision() {
     let live: BTreeSet<Vec<u8>> = {
         // Keys alive at the newest revision of the original.
         let mut alive: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
-        for (k, (v, _)) in &orig {
+        for (k, (v, _, _)) in &orig {
             let tomb = k.len() == 18;
             let kv = snapshot_format::mvcc::KeyValueRef::parse(v).unwrap();
             alive.insert(kv.key.to_vec(), !tomb);

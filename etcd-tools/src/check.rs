@@ -247,7 +247,17 @@ fn mvcc_finding(
             "etcd cannot load this record: the member will fail to start or panic when it reads it",
             rebuild,
         ),
-        ModRevisionMismatch | BadCreateRevision | VersionSequence | BadTombstone => (
+        VersionSequence => (
+            Severity::Warning,
+            "a revision is missing from this key's history (records lost to damage, or a db \
+             written by `salvor etcd salvage`, which reports what it lost): etcd starts and \
+             serves the key's newest value, but its history has a gap and HashKV differs from \
+             members that have the missing revision",
+            "compare with a healthy peer (`etcdctl endpoint hashkv`); rebuild this member from \
+             a peer when one has the full history"
+                .into(),
+        ),
+        ModRevisionMismatch | BadCreateRevision | BadTombstone => (
             Severity::Error,
             "the key's records are inconsistent: reads and watches of this key return wrong \
              revisions, and members' hashes (HashKV) diverge",

@@ -577,7 +577,19 @@ pub fn salvage(opts: &SalvageOptions) -> Result<SalvageReport> {
         .and_then(|w| w.entries.get(b"finishedCompactRev".as_slice()))
         .and_then(|v| Revision::parse(v))
         .map(|r| r.main);
-    let visited = std::mem::take(&mut walker.visited);
+    // With a root found by scanning, other buckets' pointers may be stale and lead into
+    // pages reused by the key bucket: scan every page then, and drop key records walked
+    // into from another bucket.
+    let visited = if trusted_root {
+        std::mem::take(&mut walker.visited)
+    } else {
+        for (name, w) in walked.iter_mut() {
+            if name != "key" {
+                w.entries.retain(|k, v| key_record(k, v).is_err());
+            }
+        }
+        HashSet::new()
+    };
     let scan = scan_key_pages(&raw, &visited, &mut walker);
     let key_walk = walked.entry("key".to_string()).or_default();
     let (scanned_used, stale) = merge_scanned(key_walk, scan, compacted.unwrap_or(0));
