@@ -20,6 +20,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// A check or diagnosis found error-level problems.
     pub const FINDINGS: u8 = 3;
+    /// No etcd endpoint answered.
+    pub const UNREACHABLE: u8 = 4;
 }
 
 fn init_logging(format: LogFormat) {
@@ -48,6 +50,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Etcd {
             command: EtcdCommand::Wal { command },
         } => commands::wal::run(command, cli.output),
+        Command::Etcd {
+            command: EtcdCommand::Diagnose(args),
+        } => commands::diagnose::run(&args, cli.output),
+        Command::Server(args) => commands::server::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "salvor", &mut std::io::stdout());
             Ok(exit::OK)

@@ -8,5 +8,7 @@
 //! ```
 
 pub mod check;
+pub mod diagnose;
+pub mod exporter;
 pub mod objects;
 pub mod view;

@@ -1,7 +1,10 @@
 //! One module per command group.
 
 pub mod check;
+pub mod connect;
+pub mod diagnose;
 pub mod objects;
+pub mod server;
 pub mod snapshot;
 pub mod wal;
 

@@ -1,0 +1,172 @@
+//! Flags for reaching a live etcd cluster (etcdctl's names), shared by the
+//! commands that talk to one.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use etcd_tools::diagnose::{ConnectOptions, TlsOptions};
+
+/// `--endpoints`, TLS, auth and timeouts.
+#[derive(Debug, Args)]
+pub struct EtcdConnectArgs {
+    /// Comma-separated client URLs (`https://10.0.0.1:2379`, or `host:port`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379",
+        env = "SALVOR_ENDPOINTS"
+    )]
+    pub endpoints: Vec<String>,
+    /// CA bundle that signs the members' server certificates.
+    #[arg(long, env = "SALVOR_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (for members started with --client-cert-auth).
+    #[arg(long, env = "SALVOR_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key of the client certificate.
+    #[arg(long, env = "SALVOR_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// etcd user, `name` or `name:password` (as etcdctl's --user).
+    #[arg(long, env = "SALVOR_USER", hide_env_values = true)]
+    pub user: Option<UserArg>,
+    /// Password of --user (prefer the SALVOR_PASSWORD environment variable).
+    #[arg(long, env = "SALVOR_PASSWORD", hide_env_values = true)]
+    pub password: Option<Secret>,
+    /// Time allowed for a member's first answer (connect, TLS, Status): a dead or
+    /// frozen member costs at most this. `500ms`, `2s`, `1m`.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub dial_timeout: Duration,
+    /// Time allowed for every later call to a member.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub command_timeout: Duration,
+}
+
+impl EtcdConnectArgs {
+    /// Connection options for etcd-rpc: TLS files read, user and password split.
+    pub fn connect_options(&self) -> anyhow::Result<ConnectOptions> {
+        let tls = if self.cacert.is_some() || self.cert.is_some() {
+            Some(
+                TlsOptions::from_files(
+                    self.cacert.as_deref(),
+                    self.cert.as_deref(),
+                    self.key.as_deref(),
+                )
+                .context("reading the TLS files")?,
+            )
+        } else {
+            None
+        };
+        let (user, password) = match &self.user {
+            Some(user) => (
+                Some(user.name.clone()),
+                self.password
+                    .as_ref()
+                    .map(|p| p.0.clone())
+                    .or_else(|| user.password.as_ref().map(|p| p.0.clone())),
+            ),
+            None => (None, None),
+        };
+        Ok(ConnectOptions {
+            dial_timeout: self.dial_timeout,
+            request_timeout: Some(self.command_timeout),
+            keep_alive_interval: None,
+            tls,
+            user,
+            password,
+            ..ConnectOptions::default()
+        })
+    }
+}
+
+/// A secret from the command line or the environment; `Debug` never prints it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(text.to_string()))
+    }
+}
+
+/// `--user name[:password]`; `Debug` never prints the password.
+#[derive(Clone, Debug)]
+pub struct UserArg {
+    /// The user name.
+    pub name: String,
+    /// The password after the first `:`, if any.
+    pub password: Option<Secret>,
+}
+
+impl FromStr for UserArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, password) = match text.split_once(':') {
+            Some((name, password)) => (name, Some(Secret(password.to_string()))),
+            None => (text, None),
+        };
+        if name.is_empty() {
+            return Err("the user name is empty".to_string());
+        }
+        Ok(UserArg {
+            name: name.to_string(),
+            password,
+        })
+    }
+}
+
+/// `1500ms`, `2s`, `1m`, `1h`, or plain seconds (`2`, `0.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. 500ms, 2s, 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("2x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn passwords_are_not_printed() {
+        let user: UserArg = "root:hunter2".parse().unwrap();
+        assert_eq!(user.name, "root");
+        assert!(!format!("{user:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Secret("hunter2".into())).contains("hunter2"));
+    }
+}
