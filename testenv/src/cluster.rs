@@ -601,6 +601,73 @@ impl EtcdCluster {
     }
 }
 
+impl EtcdCluster {
+    /// `--initial-cluster-token` of this cluster.
+    pub fn initial_cluster_token(&self) -> &str {
+        &self.token
+    }
+
+    /// `--initial-cluster`: `m0=http://127.0.0.1:…,m1=…`.
+    pub fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|member| format!("{}={}", member.name, member.peer_url))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Replaces member `index`'s data with `snapshot` restored by the real
+    /// `etcdctl snapshot restore` (same name, peer URL, cluster and token, so
+    /// the member keeps its ID), the way an operator would: every member is
+    /// stopped, the one data dir replaced, and every member started again
+    /// (waiting until all are healthy).
+    ///
+    /// With an older snapshot of this cluster this is the classic mistake: the
+    /// restored member re-applies the leader's raft log on top of the old data
+    /// (its consistent index is reset by the restore) and its key space
+    /// silently diverges from the others' (other revisions, other HashKV).
+    /// With the rest of the cluster running instead, etcd 3.4 panics
+    /// ("tocommit is out of range"): the leader remembers the old progress.
+    pub async fn restore_member_from_snapshot(
+        &mut self,
+        index: usize,
+        snapshot: &Path,
+    ) -> Result<(), Error> {
+        let member = self.member(index)?.clone();
+        for other in 0..self.members.len() {
+            self.stop(other).await?;
+        }
+        fs::remove_dir_all(&member.data_dir)
+            .map_err(|source| Error::io("remove the data dir", &member.data_dir, source))?;
+        let mut command = Command::new(&self.options.etcdctl_binary);
+        command
+            .env("ETCDCTL_API", "3")
+            .arg("snapshot")
+            .arg("restore")
+            .arg(snapshot)
+            .arg("--name")
+            .arg(&member.name)
+            .arg("--data-dir")
+            .arg(&member.data_dir)
+            .arg("--initial-cluster")
+            .arg(self.initial_cluster())
+            .arg("--initial-cluster-token")
+            .arg(&self.token)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&member.peer_url);
+        run_command(&mut command)?;
+        for other in 0..self.members.len() {
+            self.spawn_member(other, "existing")?;
+        }
+        let deadline = Instant::now() + self.options.start_timeout;
+        for other in 0..self.members.len() {
+            self.wait_healthy(other, deadline).await?;
+        }
+        info!(member = %member.name, snapshot = %snapshot.display(), "etcd member restored from a snapshot");
+        Ok(())
+    }
+}
+
 impl Drop for EtcdCluster {
     fn drop(&mut self) {
         for child in self.processes.iter_mut().filter_map(Option::take) {

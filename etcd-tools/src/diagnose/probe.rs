@@ -298,11 +298,32 @@ pub(crate) async fn compare_hash_kv(probes: &mut [Probe], _options: &DiagnoseOpt
     if clients.len() < 2 {
         return None;
     }
-    let answers = join_in_order(clients.iter().map(|(_, client)| {
-        let client = client.clone();
-        async move { client.hash_kv(revision).await }
-    }))
-    .await;
+    let hash_all = |revision: i64| {
+        join_in_order(clients.iter().map(move |(_, client)| {
+            let client = client.clone();
+            async move { client.hash_kv(revision).await }
+        }))
+    };
+    let mut answers = hash_all(revision).await;
+    let mut revision = revision;
+    // etcd refuses HashKV at the compacted revision itself, which is the
+    // common revision when nothing was written since the compaction. Then
+    // every member is at that revision: hash their newest and compare if all
+    // answered at the same revision.
+    if answers
+        .iter()
+        .any(|a| matches!(a, Err(RpcError::Compacted { .. })))
+    {
+        let newest = hash_all(0).await;
+        let revisions: std::collections::BTreeSet<i64> = newest
+            .iter()
+            .filter_map(|a| a.as_ref().ok()?.header.map(|h| h.revision))
+            .collect();
+        if revisions.len() == 1 && newest.iter().all(Result::is_ok) {
+            revision = revisions.into_iter().next().unwrap_or(revision);
+            answers = newest;
+        }
+    }
     for ((index, _), answer) in clients.iter().zip(answers) {
         let probe = &mut probes[*index];
         match answer {
