@@ -616,6 +616,33 @@ impl EtcdCluster {
             .join(",")
     }
 
+    /// Freezes member `index` with SIGSTOP: its sockets stay open and accept
+    /// connections, but nothing answers (a hung process, a stalled VM).
+    /// [`EtcdCluster::resume`] undoes it.
+    pub fn pause(&mut self, index: usize) -> Result<(), Error> {
+        self.send_signal(index, libc::SIGSTOP, "pause")
+    }
+
+    /// Lets a member frozen by [`EtcdCluster::pause`] run again (SIGCONT).
+    pub fn resume(&mut self, index: usize) -> Result<(), Error> {
+        self.send_signal(index, libc::SIGCONT, "resume")
+    }
+
+    fn send_signal(&mut self, index: usize, signal: libc::c_int, action: &'static str) -> Result<(), Error> {
+        let name = self.member(index)?.name.clone();
+        let child = self.processes[index]
+            .as_mut()
+            .ok_or(Error::NoSuchMember {
+                index,
+                members: self.members.len(),
+            })?;
+        process::signal(child, signal).map_err(|source| Error::Process {
+            action,
+            process: format!("etcd member {name}"),
+            source,
+        })
+    }
+
     /// Replaces member `index`'s data with `snapshot` restored by the real
     /// `etcdctl snapshot restore` (same name, peer URL, cluster and token, so
     /// the member keeps its ID), the way an operator would: every member is
