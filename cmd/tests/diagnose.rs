@@ -56,11 +56,18 @@ async fn healthy_cluster_exits_0_and_table_names_every_member() {
         assert_eq!(code, 0, "{:?}", codes(&report));
         assert_eq!(report["reachable"], 3);
         assert!(
-            codes(&report).iter().all(|(_, severity, _)| severity == "info"),
+            codes(&report)
+                .iter()
+                .all(|(_, severity, _)| severity == "info"),
             "{:?}",
             codes(&report)
         );
-        let (code, table, _) = salvor(&["etcd", "diagnose", "--endpoints", &cluster.endpoints().join(",")]);
+        let (code, table, _) = salvor(&[
+            "etcd",
+            "diagnose",
+            "--endpoints",
+            &cluster.endpoints().join(","),
+        ]);
         assert_eq!(code, 0, "{table}");
         for member in cluster.members() {
             assert!(table.contains(&member.client_url), "{table}");
@@ -101,7 +108,11 @@ async fn killed_member_exits_3_and_nothing_answering_exits_4() {
         let (code, report) = diagnose_json(&["--endpoints", &endpoints, "--dial-timeout", "500ms"]);
         assert_eq!(code, 4);
         assert_eq!(report["reachable"], 0);
-        assert!(codes(&report).iter().any(|(c, _, _)| c == "CLUSTER_UNREACHABLE"));
+        assert!(
+            codes(&report)
+                .iter()
+                .any(|(c, _, _)| c == "CLUSTER_UNREACHABLE")
+        );
     })
     .await;
 }
@@ -112,8 +123,14 @@ async fn frozen_member_costs_the_dial_timeout() {
         let mut cluster = EtcdCluster::start(3).await.unwrap();
         cluster.pause(2).unwrap();
         let endpoints = cluster.endpoints().join(",");
-        let (code, report) =
-            diagnose_json(&["--endpoints", &endpoints, "--dial-timeout", "1s", "--command-timeout", "20s"]);
+        let (code, report) = diagnose_json(&[
+            "--endpoints",
+            &endpoints,
+            "--dial-timeout",
+            "1s",
+            "--command-timeout",
+            "20s",
+        ]);
         cluster.resume(2).unwrap();
         assert_eq!(code, 3);
         let unreachable: Vec<_> = report["findings"]
@@ -127,7 +144,10 @@ async fn frozen_member_costs_the_dial_timeout() {
         // The frozen member was given up after the dial timeout, not the
         // command timeout (timing itself is measured in docs/benchmarks.md).
         assert!(
-            unreachable[0]["evidence"].as_str().unwrap().contains("dial timeout"),
+            unreachable[0]["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("dial timeout"),
             "{unreachable:?}"
         );
     })
@@ -158,7 +178,12 @@ async fn tls_cluster_with_client_certificates_from_flags() {
         assert_eq!(code, 0, "{:?}", codes(&report));
         assert_eq!(report["reachable"], 3);
         for member in report["members"].as_array().unwrap() {
-            assert!(member["metrics"]["backendCommit"]["count"].as_u64().unwrap() > 0);
+            assert!(
+                member["metrics"]["backendCommit"]["count"]
+                    .as_u64()
+                    .unwrap()
+                    > 0
+            );
         }
         // Only the CA: the members demand a client certificate.
         let (code, report) = diagnose_json(&[
@@ -185,8 +210,14 @@ fn promtool() -> Command {
 /// `GET path` with HTTP/1.1; status code and body.
 fn http_get(address: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
@@ -199,7 +230,14 @@ async fn server_serves_metrics_promtool_accepts_and_stops_on_sigterm() {
     bounded(async {
         let mut cluster = EtcdCluster::start(3).await.unwrap();
         let mut server = Command::new(env!("CARGO_BIN_EXE_salvor"))
-            .args(["server", "--listen", "127.0.0.1:0", "--interval", "200ms", "--cluster"])
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--interval",
+                "200ms",
+                "--cluster",
+            ])
             .arg("--endpoints")
             .arg(&cluster.member(0).unwrap().client_url)
             .stderr(Stdio::piped())
@@ -225,10 +263,22 @@ async fn server_serves_metrics_promtool_accepts_and_stops_on_sigterm() {
         let (status, metrics) = http_get(&address, "/metrics");
         assert_eq!(status, 200);
         assert!(metrics.contains("salvor_etcd_up 1"), "{metrics}");
-        assert!(metrics.contains("salvor_etcd_members_reachable 3"), "{metrics}");
-        assert!(metrics.contains("salvor_etcd_findings{code=\"ENDPOINT_UNREACHABLE\"} 0"), "{metrics}");
-        assert!(metrics.contains("salvor_etcd_member_up{member=\"m0\""), "{metrics}");
-        assert!(metrics.contains("salvor_etcd_member_wal_fsync_p99_seconds{"), "{metrics}");
+        assert!(
+            metrics.contains("salvor_etcd_members_reachable 3"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("salvor_etcd_findings{code=\"ENDPOINT_UNREACHABLE\"} 0"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("salvor_etcd_member_up{member=\"m0\""),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("salvor_etcd_member_wal_fsync_p99_seconds{"),
+            "{metrics}"
+        );
         check_metrics_with_promtool(&metrics);
 
         // A member dies: the next diagnoses say so.
@@ -239,10 +289,16 @@ async fn server_serves_metrics_promtool_accepts_and_stops_on_sigterm() {
             if metrics.contains("salvor_etcd_findings{code=\"ENDPOINT_UNREACHABLE\"} 1") {
                 break metrics;
             }
-            assert!(Instant::now() < deadline, "the killed member never showed: {metrics}");
+            assert!(
+                Instant::now() < deadline,
+                "the killed member never showed: {metrics}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         };
-        assert!(metrics.contains("salvor_etcd_member_up{member=\"m2\""), "{metrics}");
+        assert!(
+            metrics.contains("salvor_etcd_member_up{member=\"m2\""),
+            "{metrics}"
+        );
         assert!(metrics.contains("salvor_etcd_healthy 0"), "{metrics}");
         check_metrics_with_promtool(&metrics);
         assert_eq!(http_get(&address, "/nope").0, 404);
@@ -280,14 +336,22 @@ fn check_metrics_with_promtool(metrics: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    check.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
     let output = check.wait_with_output().unwrap();
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "promtool check metrics: {said}\n{metrics}");
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {said}\n{metrics}"
+    );
     // Lint problems are printed even with exit code 0 by some versions.
     assert!(said.trim().is_empty(), "promtool check metrics: {said}");
 }
@@ -295,7 +359,11 @@ fn check_metrics_with_promtool(metrics: &str) {
 #[test]
 fn promtool_accepts_the_alert_rules() {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring/salvor-alerts.yaml");
-    let output = promtool().args(["check", "rules"]).arg(&rules).output().unwrap();
+    let output = promtool()
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "{}{}",

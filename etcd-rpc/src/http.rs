@@ -93,7 +93,8 @@ pub async fn http_get(
         let _ = tcp.set_nodelay(true);
         if https {
             let tls = opts.tls.clone().unwrap_or_default();
-            let config = rustls_client_config(&tls).map_err(|e| fail("invalid TLS options", Some(e)))?;
+            let config =
+                rustls_client_config(&tls).map_err(|e| fail("invalid TLS options", Some(e)))?;
             let name = tls.domain_name.clone().unwrap_or_else(|| host.clone());
             let name = ServerName::try_from(name)
                 .map_err(|e| fail("invalid TLS server name", Some(Box::new(e))))?;
@@ -167,7 +168,12 @@ where
         let body = Limited::new(response.into_body(), max_bytes)
             .collect()
             .await
-            .map_err(|e| (format!("cannot read the body (limit {max_bytes} bytes)"), Some(e)))?
+            .map_err(|e| {
+                (
+                    format!("cannot read the body (limit {max_bytes} bytes)"),
+                    Some(e),
+                )
+            })?
             .to_bytes();
         Ok(HttpResponse {
             status,

@@ -93,7 +93,10 @@ pub async fn serve(
     info!("shutting down: no new connections, finishing requests in flight");
     drop(listener);
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         warn!("requests still in flight after {SHUTDOWN_GRACE:?}; closing them");
     }
     checker.abort();
@@ -123,7 +126,9 @@ async fn check_loop(
             "diagnosis finished"
         );
         {
-            let mut latest = latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut latest = latest
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             latest.runs += 1;
             let counters = ExporterCounters {
                 runs: latest.runs,
@@ -142,7 +147,9 @@ fn text(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
     }
     response
 }
@@ -162,13 +169,25 @@ fn route(request: &Request<Incoming>, latest: &RwLock<Latest>) -> Response<Full<
     match request.uri().path() {
         "/metrics" => match metrics() {
             Some(body) => text(StatusCode::OK, CONTENT_TYPE, body),
-            None => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "the first diagnosis is running\n"),
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                PLAIN,
+                "the first diagnosis is running\n",
+            ),
         },
         "/healthz" | "/livez" => text(StatusCode::OK, PLAIN, "ok\n"),
         "/readyz" => match metrics() {
             Some(_) => text(StatusCode::OK, PLAIN, "ok\n"),
-            None => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "the first diagnosis is running\n"),
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                PLAIN,
+                "the first diagnosis is running\n",
+            ),
         },
-        _ => text(StatusCode::NOT_FOUND, PLAIN, "not found: try /metrics, /healthz, /readyz\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            PLAIN,
+            "not found: try /metrics, /healthz, /readyz\n",
+        ),
     }
 }

@@ -53,7 +53,10 @@ async fn healthy_cluster_has_no_warning() {
         let cluster = EtcdCluster::start(3).await.unwrap();
         let client = cluster.client().await.unwrap();
         for i in 0..20 {
-            client.put(format!("/registry/pods/default/p{i}"), "x").await.unwrap();
+            client
+                .put(format!("/registry/pods/default/p{i}"), "x")
+                .await
+                .unwrap();
         }
         let report = diagnose(&options(&cluster)).await;
         assert_eq!(report.count(Severity::Warning), 0, "{:#?}", codes(&report));
@@ -69,7 +72,10 @@ async fn healthy_cluster_has_no_warning() {
             assert!(member.hash_kv.is_some());
             // /metrics was fetched and read: etcd's own histograms are there.
             let metrics = member.metrics.as_ref().expect("metrics");
-            assert!(metrics.backend_commit.is_some_and(|s| s.count > 0), "{metrics:?}");
+            assert!(
+                metrics.backend_commit.is_some_and(|s| s.count > 0),
+                "{metrics:?}"
+            );
             assert_eq!(metrics.has_leader, Some(1.0));
             assert_eq!(metrics.quota_backend_bytes, Some(2147483648.0));
             assert_eq!(metrics.unreadable_lines, 0);
@@ -95,7 +101,11 @@ async fn killed_member_is_unreachable_and_quorum_at_risk() {
         assert_eq!(report.reachable, 2);
         let finding = finding_for(&report, Code::EndpointUnreachable, "m2");
         assert_eq!(finding.severity, Severity::Error);
-        assert!(finding.evidence.contains(&cluster.member(2).unwrap().client_url));
+        assert!(
+            finding
+                .evidence
+                .contains(&cluster.member(2).unwrap().client_url)
+        );
         assert!(report.has(Code::QuorumAtRisk), "{:#?}", codes(&report));
         assert!(!report.has(Code::QuorumLost), "{:#?}", codes(&report));
         assert!(!report.is_healthy());
@@ -129,7 +139,11 @@ async fn nospace_alarm_is_reported_with_the_quota() {
         }
         assert!(filled, "the 4 MiB quota never filled up");
         let report = diagnose(&options(&cluster)).await;
-        assert!(report.alarms.iter().any(|a| a.alarm == "NOSPACE"), "{:?}", report.alarms);
+        assert!(
+            report.alarms.iter().any(|a| a.alarm == "NOSPACE"),
+            "{:?}",
+            report.alarms
+        );
         let nospace = report
             .findings
             .iter()
@@ -150,7 +164,10 @@ async fn fragmentation_after_deletes_and_compaction() {
         let client = cluster.client().await.unwrap();
         let value = vec![b'f'; 200 * 1024];
         for i in 0..300 {
-            client.put(format!("/frag/{i:04}"), value.clone()).await.unwrap();
+            client
+                .put(format!("/frag/{i:04}"), value.clone())
+                .await
+                .unwrap();
         }
         let deleted = client.delete_prefix("/frag/").await.unwrap();
         let revision = deleted.header.unwrap().revision;
@@ -192,25 +209,39 @@ async fn member_restored_from_an_older_snapshot_diverges() {
         let mut cluster = EtcdCluster::start(3).await.unwrap();
         let client = cluster.client().await.unwrap();
         for i in 0..50 {
-            client.put(format!("/registry/configmaps/ns/c{i}"), format!("v1-{i}")).await.unwrap();
+            client
+                .put(format!("/registry/configmaps/ns/c{i}"), format!("v1-{i}"))
+                .await
+                .unwrap();
         }
         let snapshot = cluster.dir().join("older.db");
         cluster.etcdctl_snapshot_save(&snapshot).unwrap();
         for i in 0..50 {
-            client.put(format!("/registry/configmaps/ns/c{i}"), format!("v2-{i}")).await.unwrap();
+            client
+                .put(format!("/registry/configmaps/ns/c{i}"), format!("v2-{i}"))
+                .await
+                .unwrap();
         }
-        client.delete_prefix("/registry/configmaps/ns/c1").await.unwrap();
+        client
+            .delete_prefix("/registry/configmaps/ns/c1")
+            .await
+            .unwrap();
         drop(client);
         // The operator mistake: one member "restored" from an old snapshot of
         // its own cluster while the others keep running.
-        cluster.restore_member_from_snapshot(2, &snapshot).await.unwrap();
+        cluster
+            .restore_member_from_snapshot(2, &snapshot)
+            .await
+            .unwrap();
 
         let report = diagnose(&options(&cluster)).await;
         let finding = finding_for(&report, Code::HashkvMismatch, "m2");
         assert_eq!(finding.severity, Severity::Error);
         assert!(
-            !report.findings.iter().any(|f| f.code == Code::HashkvMismatch
-                && f.member.as_deref() != Some("m2")),
+            !report
+                .findings
+                .iter()
+                .any(|f| f.code == Code::HashkvMismatch && f.member.as_deref() != Some("m2")),
             "{:#?}",
             codes(&report)
         );
@@ -246,7 +277,11 @@ async fn tls_cluster_with_client_certificates() {
         }
         let refused = diagnose(&no_cert).await;
         assert_eq!(refused.reachable, 0);
-        assert!(refused.has(Code::ClusterUnreachable), "{:#?}", codes(&refused));
+        assert!(
+            refused.has(Code::ClusterUnreachable),
+            "{:#?}",
+            codes(&refused)
+        );
     })
     .await;
 }

@@ -628,14 +628,17 @@ impl EtcdCluster {
         self.send_signal(index, libc::SIGCONT, "resume")
     }
 
-    fn send_signal(&mut self, index: usize, signal: libc::c_int, action: &'static str) -> Result<(), Error> {
+    fn send_signal(
+        &mut self,
+        index: usize,
+        signal: libc::c_int,
+        action: &'static str,
+    ) -> Result<(), Error> {
         let name = self.member(index)?.name.clone();
-        let child = self.processes[index]
-            .as_mut()
-            .ok_or(Error::NoSuchMember {
-                index,
-                members: self.members.len(),
-            })?;
+        let child = self.processes[index].as_mut().ok_or(Error::NoSuchMember {
+            index,
+            members: self.members.len(),
+        })?;
         process::signal(child, signal).map_err(|source| Error::Process {
             action,
             process: format!("etcd member {name}"),

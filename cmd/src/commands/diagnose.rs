@@ -76,8 +76,20 @@ fn ms(value: Option<f64>) -> String {
 
 fn print_report(report: &DiagnosisReport, all: bool) -> anyhow::Result<()> {
     let mut members = table([
-        "ENDPOINT", "NAME", "ID", "STATUS", "VERSION", "DB SIZE", "IN USE", "LEADER", "TERM",
-        "INDEX", "APPLIED", "STATUS RTT", "LIN READ", "SER READ",
+        "ENDPOINT",
+        "NAME",
+        "ID",
+        "STATUS",
+        "VERSION",
+        "DB SIZE",
+        "IN USE",
+        "LEADER",
+        "TERM",
+        "INDEX",
+        "APPLIED",
+        "STATUS RTT",
+        "LIN READ",
+        "SER READ",
     ]);
     for m in &report.members {
         let mut row = vec![
@@ -142,14 +154,11 @@ fn print_report(report: &DiagnosisReport, all: bool) -> anyhow::Result<()> {
         report.cluster_id.as_deref().unwrap_or("?"),
         report.reachable,
         report.members.len(),
-        report
-            .hash_kv
-            .as_ref()
-            .map_or(String::new(), |h| format!(
-                "; HashKV at revision {} {}",
-                h.revision,
-                if h.consistent { "agrees" } else { "DIFFERS" }
-            )),
+        report.hash_kv.as_ref().map_or(String::new(), |h| format!(
+            "; HashKV at revision {} {}",
+            h.revision,
+            if h.consistent { "agrees" } else { "DIFFERS" }
+        )),
         errors,
         report.count(Severity::Warning) - errors,
         report.elapsed_ms,

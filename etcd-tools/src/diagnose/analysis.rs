@@ -7,8 +7,8 @@ use etcd_rpc::proto::Member;
 
 use super::probe::{Probe, Targets, alarm_name};
 use super::{
-    AlarmEntry, Code, DiagnoseOptions, DiagnosisReport, Finding, HashKvComparison,
-    MembershipEntry, Severity, hex_id,
+    AlarmEntry, Code, DiagnoseOptions, DiagnosisReport, Finding, HashKvComparison, MembershipEntry,
+    Severity, hex_id,
 };
 
 /// etcd refuses proposals when this many committed entries wait to be applied.
@@ -64,7 +64,10 @@ pub(crate) fn judge(
                 Severity::Warning
             },
             None,
-            format!("--cluster: cannot read the member list from {:?}: {error}", options.endpoints),
+            format!(
+                "--cluster: cannot read the member list from {:?}: {error}",
+                options.endpoints
+            ),
         );
     }
 
@@ -151,7 +154,12 @@ pub(crate) fn judge(
         );
     }
 
-    let hash_kv = judge_hash_kv(&answered, hash_revision, reference.as_deref(), &mut findings);
+    let hash_kv = judge_hash_kv(
+        &answered,
+        hash_revision,
+        reference.as_deref(),
+        &mut findings,
+    );
 
     let cluster_id = most_common(answered.iter().filter_map(|p| p.cluster_id())).map(hex_id);
     let leader = most_common(
@@ -208,10 +216,20 @@ fn judge_members(answered: &[&Probe], t: &super::Thresholds, findings: &mut Find
         let member = Some(d.label());
         let Some(status) = &d.status else { continue };
         if let Some(error) = &d.linearizable_read_error {
-            findings.add(Code::LinearizableReadFailed, Severity::Error, member.clone(), error.clone());
+            findings.add(
+                Code::LinearizableReadFailed,
+                Severity::Error,
+                member.clone(),
+                error.clone(),
+            );
         }
         if let Some(error) = &d.serializable_read_error {
-            findings.add(Code::SerializableReadFailed, Severity::Error, member.clone(), error.clone());
+            findings.add(
+                Code::SerializableReadFailed,
+                Severity::Error,
+                member.clone(),
+                error.clone(),
+            );
         }
         let slow_ms = t.slow_read.as_secs_f64() * 1000.0;
         for (kind, ms) in [
@@ -318,7 +336,10 @@ fn judge_db(
     }
     let in_use = status.db_size_in_use.max(0) as f64;
     let free = (size - in_use).max(0.0);
-    if size > 0.0 && free / size >= t.fragmentation_share && free >= t.fragmentation_min_free_bytes as f64 {
+    if size > 0.0
+        && free / size >= t.fragmentation_share
+        && free >= t.fragmentation_min_free_bytes as f64
+    {
         findings.add(
             Code::DbFragmented,
             Severity::Warning,
@@ -433,7 +454,10 @@ fn judge_metrics(
             Code::ProposalsPending,
             Severity::Warning,
             member,
-            format!("{pending:.0} proposals pending (threshold {})", t.proposals_pending),
+            format!(
+                "{pending:.0} proposals pending (threshold {})",
+                t.proposals_pending
+            ),
         );
     }
 }
@@ -458,9 +482,14 @@ fn judge_agreement(answered: &[&Probe], findings: &mut Findings) {
     };
     let cluster_ids = group(&|s| Some(s.cluster_id.clone()));
     if cluster_ids.len() > 1 {
-        let majority = cluster_ids.iter().max_by_key(|(_, m)| m.len()).map(|(id, _)| id.clone());
+        let majority = cluster_ids
+            .iter()
+            .max_by_key(|(_, m)| m.len())
+            .map(|(id, _)| id.clone());
         for (id, members) in &cluster_ids {
-            if Some(id) != majority.as_ref() || cluster_ids.values().all(|m| m.len() == members.len()) {
+            if Some(id) != majority.as_ref()
+                || cluster_ids.values().all(|m| m.len() == members.len())
+            {
                 for member in members {
                     findings.add(
                         Code::ClusterIdMismatch,
@@ -508,7 +537,10 @@ fn judge_agreement(answered: &[&Probe], findings: &mut Findings) {
             Code::QuorumLost,
             Severity::Error,
             None,
-            format!("none of the {} members that answered has a leader", answered.len()),
+            format!(
+                "none of the {} members that answered has a leader",
+                answered.len()
+            ),
         );
     }
 }
@@ -524,7 +556,10 @@ fn judge_membership(
     let lists: BTreeMap<Vec<String>, Vec<String>> =
         answered.iter().fold(BTreeMap::new(), |mut groups, p| {
             if let Some(ids) = &p.diagnosis.member_ids {
-                groups.entry(ids.clone()).or_default().push(p.diagnosis.label());
+                groups
+                    .entry(ids.clone())
+                    .or_default()
+                    .push(p.diagnosis.label());
             }
             groups
         });
@@ -534,7 +569,12 @@ fn judge_membership(
             .map(|(ids, members)| format!("[{}] from {}", ids.join(","), members.join(", ")))
             .collect::<Vec<_>>()
             .join("; ");
-        findings.add(Code::MembershipMismatch, Severity::Error, None, format!("member lists differ: {text}"));
+        findings.add(
+            Code::MembershipMismatch,
+            Severity::Error,
+            None,
+            format!("member lists differ: {text}"),
+        );
     }
     let reference_ids: BTreeSet<u64> = reference.iter().map(|m| m.id).collect();
     for probe in answered {
@@ -545,7 +585,11 @@ fn judge_membership(
                 Code::EndpointNotMember,
                 Severity::Warning,
                 Some(probe.diagnosis.label()),
-                format!("{} answers as member {} which is not in the member list", probe.diagnosis.endpoint, hex_id(id)),
+                format!(
+                    "{} answers as member {} which is not in the member list",
+                    probe.diagnosis.endpoint,
+                    hex_id(id)
+                ),
             );
         }
     }
@@ -557,12 +601,19 @@ fn judge_membership(
                 Code::MemberUnstarted,
                 Severity::Warning,
                 Some(hex_id(member.id)),
-                format!("member {} (peer URLs {}) has never started", hex_id(member.id), member.peer_urls.join(",")),
+                format!(
+                    "member {} (peer URLs {}) has never started",
+                    hex_id(member.id),
+                    member.peer_urls.join(",")
+                ),
             );
         }
         let probe = probes.iter().find(|p| {
             p.member_id() == Some(member.id)
-                || member.client_urls.iter().any(|u| same_url(u, &p.diagnosis.endpoint))
+                || member
+                    .client_urls
+                    .iter()
+                    .any(|u| same_url(u, &p.diagnosis.endpoint))
         });
         match probe {
             Some(p) if !p.diagnosis.reachable && !member.is_learner => down += 1,
@@ -571,7 +622,11 @@ fn judge_membership(
                 Code::MemberNotProbed,
                 Severity::Info,
                 Some(member.name.clone()),
-                format!("member {} at {} was not among the endpoints", member.name, member.client_urls.join(",")),
+                format!(
+                    "member {} at {} was not among the endpoints",
+                    member.name,
+                    member.client_urls.join(",")
+                ),
             ),
             _ => {}
         }
@@ -584,7 +639,9 @@ fn judge_membership(
             Code::QuorumLost,
             Severity::Error,
             None,
-            format!("{down} of {voters} voting members are down or unstarted; quorum needs {quorum}"),
+            format!(
+                "{down} of {voters} voting members are down or unstarted; quorum needs {quorum}"
+            ),
         );
     } else if down > 0 && down == tolerance {
         findings.add(
@@ -617,7 +674,13 @@ fn judge_hash_kv(
     };
     let errors: Vec<String> = answered
         .iter()
-        .filter_map(|p| Some(format!("{}: {}", p.diagnosis.label(), p.hash_kv_error.as_ref()?)))
+        .filter_map(|p| {
+            Some(format!(
+                "{}: {}",
+                p.diagnosis.label(),
+                p.hash_kv_error.as_ref()?
+            ))
+        })
         .collect();
     let hashes: Vec<(&Probe, u32, i64)> = answered
         .iter()
@@ -628,7 +691,10 @@ fn judge_hash_kv(
             Code::HashkvSkipped,
             Severity::Info,
             None,
-            format!("HashKV at revision {revision} failed on {}", errors.join("; ")),
+            format!(
+                "HashKV at revision {revision} failed on {}",
+                errors.join("; ")
+            ),
         );
     }
     if hashes.len() < 2 {
@@ -646,12 +712,19 @@ fn judge_hash_kv(
     }
     let mut groups: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for (probe, hash, _) in &hashes {
-        groups.entry(*hash).or_default().push(probe.diagnosis.label());
+        groups
+            .entry(*hash)
+            .or_default()
+            .push(probe.diagnosis.label());
     }
     let consistent = groups.len() == 1;
     if !consistent {
         let largest = groups.values().map(Vec::len).max().unwrap_or(0);
-        let majority: Vec<u32> = groups.iter().filter(|(_, m)| m.len() == largest).map(|(h, _)| *h).collect();
+        let majority: Vec<u32> = groups
+            .iter()
+            .filter(|(_, m)| m.len() == largest)
+            .map(|(h, _)| *h)
+            .collect();
         // With a tie nobody is known good: every member is reported.
         let good = (majority.len() == 1).then(|| majority[0]);
         let text = groups
@@ -670,5 +743,8 @@ fn judge_hash_kv(
             }
         }
     }
-    Some(HashKvComparison { revision, consistent })
+    Some(HashKvComparison {
+        revision,
+        consistent,
+    })
 }

@@ -53,7 +53,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn family(&mut self, name: &str, kind: &str, help: &str, samples: &[(Vec<(&str, String)>, f64)]) {
+    fn family(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        samples: &[(Vec<(&str, String)>, f64)],
+    ) {
         let _ = writeln!(self.out, "# HELP {name} {help}");
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
         for (labels, value) in samples {
@@ -76,7 +82,10 @@ impl Writer {
 }
 
 fn member_labels(member: &MemberDiagnosis) -> Vec<(&'static str, String)> {
-    vec![("member", member.label()), ("endpoint", member.endpoint.clone())]
+    vec![
+        ("member", member.label()),
+        ("endpoint", member.endpoint.clone()),
+    ]
 }
 
 /// One per-member family from the members that have the value.
@@ -159,8 +168,15 @@ pub fn render(report: &DiagnosisReport, counters: ExporterCounters) -> String {
     let severities: Vec<_> = [Severity::Info, Severity::Warning, Severity::Error]
         .iter()
         .map(|severity| {
-            let n = report.findings.iter().filter(|f| f.severity == *severity).count();
-            (vec![("severity", severity_name(*severity).to_string())], n as f64)
+            let n = report
+                .findings
+                .iter()
+                .filter(|f| f.severity == *severity)
+                .count();
+            (
+                vec![("severity", severity_name(*severity).to_string())],
+                n as f64,
+            )
         })
         .collect();
     w.family(
@@ -192,62 +208,183 @@ pub fn render(report: &DiagnosisReport, counters: ExporterCounters) -> String {
     let alarms: Vec<_> = report
         .alarms
         .iter()
-        .map(|a| (vec![("alarm", a.alarm.clone()), ("member_id", a.member_id.clone())], 1.0))
+        .map(|a| {
+            (
+                vec![
+                    ("alarm", a.alarm.clone()),
+                    ("member_id", a.member_id.clone()),
+                ],
+                1.0,
+            )
+        })
         .collect();
-    w.family("salvor_etcd_alarm", "gauge", "1 for each raised etcd alarm.", &alarms);
+    w.family(
+        "salvor_etcd_alarm",
+        "gauge",
+        "1 for each raised etcd alarm.",
+        &alarms,
+    );
 
     let status = |m: &MemberDiagnosis| m.status.clone();
-    per_member(&mut w, report, "salvor_etcd_member_up", "gauge",
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_up",
+        "gauge",
         "1 when the member answered Status within the dial timeout.",
-        |m| Some(f64::from(u8::from(m.reachable))));
-    per_member(&mut w, report, "salvor_etcd_member_status_latency_seconds", "gauge",
+        |m| Some(f64::from(u8::from(m.reachable))),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_status_latency_seconds",
+        "gauge",
         "Time to connect and get the member's Status.",
-        |m| m.status_ms.map(|ms| ms / 1000.0));
-    per_member(&mut w, report, "salvor_etcd_member_linearizable_read_seconds", "gauge",
+        |m| m.status_ms.map(|ms| ms / 1000.0),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_linearizable_read_seconds",
+        "gauge",
         "Latency of a linearizable read on the member.",
-        |m| m.linearizable_read_ms.map(|ms| ms / 1000.0));
-    per_member(&mut w, report, "salvor_etcd_member_serializable_read_seconds", "gauge",
+        |m| m.linearizable_read_ms.map(|ms| ms / 1000.0),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_serializable_read_seconds",
+        "gauge",
         "Latency of a serializable read on the member.",
-        |m| m.serializable_read_ms.map(|ms| ms / 1000.0));
-    per_member(&mut w, report, "salvor_etcd_member_is_leader", "gauge",
+        |m| m.serializable_read_ms.map(|ms| ms / 1000.0),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_is_leader",
+        "gauge",
         "1 when the member is the leader.",
-        |m| status(m).map(|s| f64::from(u8::from(m.id.as_deref() == Some(s.leader.as_str())))));
-    per_member(&mut w, report, "salvor_etcd_member_is_learner", "gauge",
+        |m| status(m).map(|s| f64::from(u8::from(m.id.as_deref() == Some(s.leader.as_str())))),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_is_learner",
+        "gauge",
         "1 when the member is a learner.",
-        |m| status(m).map(|s| f64::from(u8::from(s.is_learner))));
-    per_member(&mut w, report, "salvor_etcd_member_raft_term", "gauge",
-        "The member's raft term.", |m| status(m).map(|s| s.raft_term as f64));
-    per_member(&mut w, report, "salvor_etcd_member_raft_index", "gauge",
-        "The member's raft index.", |m| status(m).map(|s| s.raft_index as f64));
-    per_member(&mut w, report, "salvor_etcd_member_raft_applied_index", "gauge",
-        "The member's raft applied index.", |m| status(m).map(|s| s.raft_applied_index as f64));
-    per_member(&mut w, report, "salvor_etcd_member_revision", "gauge",
-        "The member's key-value store revision.", |m| status(m).map(|s| s.revision as f64));
-    per_member(&mut w, report, "salvor_etcd_member_db_size_bytes", "gauge",
-        "Size of the member's backend file.", |m| status(m).map(|s| s.db_size as f64));
-    per_member(&mut w, report, "salvor_etcd_member_db_size_in_use_bytes", "gauge",
-        "Bytes of the member's backend in use.", |m| status(m).map(|s| s.db_size_in_use as f64));
-    per_member(&mut w, report, "salvor_etcd_member_db_quota_bytes", "gauge",
+        |m| status(m).map(|s| f64::from(u8::from(s.is_learner))),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_raft_term",
+        "gauge",
+        "The member's raft term.",
+        |m| status(m).map(|s| s.raft_term as f64),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_raft_index",
+        "gauge",
+        "The member's raft index.",
+        |m| status(m).map(|s| s.raft_index as f64),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_raft_applied_index",
+        "gauge",
+        "The member's raft applied index.",
+        |m| status(m).map(|s| s.raft_applied_index as f64),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_revision",
+        "gauge",
+        "The member's key-value store revision.",
+        |m| status(m).map(|s| s.revision as f64),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_db_size_bytes",
+        "gauge",
+        "Size of the member's backend file.",
+        |m| status(m).map(|s| s.db_size as f64),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_db_size_in_use_bytes",
+        "gauge",
+        "Bytes of the member's backend in use.",
+        |m| status(m).map(|s| s.db_size_in_use as f64),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_db_quota_bytes",
+        "gauge",
         "The member's backend quota (--quota-backend-bytes).",
-        |m| status(m).and_then(|s| s.db_size_quota).map(|q| q as f64));
-    per_member(&mut w, report, "salvor_etcd_member_wal_fsync_p99_seconds", "gauge",
+        |m| status(m).and_then(|s| s.db_size_quota).map(|q| q as f64),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_wal_fsync_p99_seconds",
+        "gauge",
         "99th percentile of WAL fsync since the member started (etcd guidance: below 10 ms).",
-        |m| m.metrics.as_ref()?.wal_fsync.map(|s| s.p99_seconds));
-    per_member(&mut w, report, "salvor_etcd_member_backend_commit_p99_seconds", "gauge",
+        |m| m.metrics.as_ref()?.wal_fsync.map(|s| s.p99_seconds),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_backend_commit_p99_seconds",
+        "gauge",
         "99th percentile of backend commit since the member started (etcd guidance: below 25 ms).",
-        |m| m.metrics.as_ref()?.backend_commit.map(|s| s.p99_seconds));
-    per_member(&mut w, report, "salvor_etcd_member_peer_round_trip_p99_seconds", "gauge",
+        |m| m.metrics.as_ref()?.backend_commit.map(|s| s.p99_seconds),
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_peer_round_trip_p99_seconds",
+        "gauge",
         "Highest 99th percentile of the round trip to any peer.",
-        |m| m.metrics.as_ref()?.peer_round_trip.values().map(|s| s.p99_seconds).reduce(f64::max));
-    per_member(&mut w, report, "salvor_etcd_member_leader_changes_seen_total", "counter",
+        |m| {
+            m.metrics
+                .as_ref()?
+                .peer_round_trip
+                .values()
+                .map(|s| s.p99_seconds)
+                .reduce(f64::max)
+        },
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_leader_changes_seen_total",
+        "counter",
         "Leader changes the member has seen since it started.",
-        |m| m.metrics.as_ref()?.leader_changes_seen);
-    per_member(&mut w, report, "salvor_etcd_member_proposals_failed_total", "counter",
+        |m| m.metrics.as_ref()?.leader_changes_seen,
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_proposals_failed_total",
+        "counter",
         "Failed raft proposals since the member started.",
-        |m| m.metrics.as_ref()?.proposals_failed);
-    per_member(&mut w, report, "salvor_etcd_member_proposals_pending", "gauge",
+        |m| m.metrics.as_ref()?.proposals_failed,
+    );
+    per_member(
+        &mut w,
+        report,
+        "salvor_etcd_member_proposals_pending",
+        "gauge",
         "Raft proposals waiting to be committed.",
-        |m| m.metrics.as_ref()?.proposals_pending);
+        |m| m.metrics.as_ref()?.proposals_pending,
+    );
     w.out
 }
 

@@ -352,7 +352,12 @@ fn parse_labels(mut text: &str) -> Option<(Vec<(String, String)>, &str)> {
         }
         let key_end = text.find('=')?;
         let key = text[..key_end].trim();
-        if key.is_empty() || !key.chars().enumerate().all(|(i, c)| is_name_char(c, i == 0)) {
+        if key.is_empty()
+            || !key
+                .chars()
+                .enumerate()
+                .all(|(i, c)| is_name_char(c, i == 0))
+        {
             return None;
         }
         text = text[key_end + 1..].trim_start().strip_prefix('"')?;

@@ -157,7 +157,8 @@ async fn probe(endpoint: String, options: DiagnoseOptions) -> Probe {
     let started = Instant::now();
     let dial = options.connect.dial_timeout;
     let first_answer = async {
-        let client = Client::connect(std::slice::from_ref(&endpoint), options.connect.clone()).await?;
+        let client =
+            Client::connect(std::slice::from_ref(&endpoint), options.connect.clone()).await?;
         let status = client.status().await?;
         Ok::<_, RpcError>((client, status))
     };
@@ -169,7 +170,9 @@ async fn probe(endpoint: String, options: DiagnoseOptions) -> Probe {
             return probe;
         }
         Err(_) => {
-            diagnosis.error = Some(format!("no Status answer within the dial timeout ({dial:?})"));
+            diagnosis.error = Some(format!(
+                "no Status answer within the dial timeout ({dial:?})"
+            ));
             probe.diagnosis = diagnosis;
             return probe;
         }
@@ -288,7 +291,10 @@ async fn probe(endpoint: String, options: DiagnoseOptions) -> Probe {
 
 /// HashKV at the lowest current revision of the members that answered, on all
 /// of them at once. Returns the revision, or `None` when fewer than two answered.
-pub(crate) async fn compare_hash_kv(probes: &mut [Probe], _options: &DiagnoseOptions) -> Option<i64> {
+pub(crate) async fn compare_hash_kv(
+    probes: &mut [Probe],
+    _options: &DiagnoseOptions,
+) -> Option<i64> {
     let revision = probes.iter().filter_map(Probe::revision).min()?;
     let clients: Vec<(usize, Client)> = probes
         .iter()
