@@ -280,6 +280,7 @@ async fn server_serves_metrics_promtool_accepts_and_stops_on_sigterm() {
             "{metrics}"
         );
         check_metrics_with_promtool(&metrics);
+        every_documented_metric_is_served(&metrics);
 
         // A member dies: the next diagnoses say so.
         cluster.kill(2).unwrap();
@@ -328,6 +329,31 @@ async fn server_serves_metrics_promtool_accepts_and_stops_on_sigterm() {
     .await;
 }
 
+/// The dashboard and the alert rules use only metrics the exporter serves.
+fn every_documented_metric_is_served(metrics: &str) {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring");
+    let mut used = std::collections::BTreeSet::new();
+    for file in ["salvor-dashboard.json", "salvor-alerts.yaml"] {
+        let text = std::fs::read_to_string(docs.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("salvor_etcd_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            used.insert(name);
+        }
+    }
+    assert!(used.len() > 10, "{used:?}");
+    for name in used {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} is used by docs/monitoring but not served"
+        );
+    }
+}
+
 fn check_metrics_with_promtool(metrics: &str) {
     let mut check = promtool()
         .args(["check", "metrics"])
@@ -371,4 +397,37 @@ fn promtool_accepts_the_alert_rules() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("SUCCESS"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_never_reaches_output_or_logs() {
+    bounded(async {
+        let cluster = EtcdCluster::start(1).await.unwrap();
+        let client = cluster.client().await.unwrap();
+        client.role_add("root").await.unwrap();
+        client.user_add("root", "pa55-not-in-logs").await.unwrap();
+        client.user_grant_role("root", "root").await.unwrap();
+        client.auth_enable().await.unwrap();
+        for (args, env) in [
+            (vec!["--user", "root:pa55-not-in-logs"], None),
+            (vec!["--user", "root"], Some("pa55-not-in-logs")),
+        ] {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_salvor"));
+            command
+                .args(["etcd", "diagnose", "-o", "json", "--endpoints"])
+                .arg(cluster.endpoints().join(","))
+                .args(&args)
+                .env("RUST_LOG", "trace");
+            if let Some(password) = env {
+                command.env("SALVOR_PASSWORD", password);
+            }
+            let output = command.output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+            assert!(!stdout.contains("pa55-not-in-logs"));
+            assert!(!stderr.contains("pa55-not-in-logs"));
+        }
+    })
+    .await;
 }

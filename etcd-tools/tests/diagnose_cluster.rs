@@ -285,3 +285,38 @@ async fn tls_cluster_with_client_certificates() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_with_user_and_password() {
+    bounded(async {
+        let cluster = EtcdCluster::start(3).await.unwrap();
+        let client = cluster.client().await.unwrap();
+        client.role_add("root").await.unwrap();
+        client.user_add("root", "s3cret-pass").await.unwrap();
+        client.user_grant_role("root", "root").await.unwrap();
+        client.auth_enable().await.unwrap();
+
+        let mut with_password = options(&cluster);
+        with_password.connect.user = Some("root".to_string());
+        with_password.connect.password = Some("s3cret-pass".to_string());
+        let report = diagnose(&with_password).await;
+        assert_eq!(report.reachable, 3, "{:#?}", codes(&report));
+        assert_eq!(report.count(Severity::Warning), 0, "{:#?}", codes(&report));
+        assert!(report.hash_kv.as_ref().unwrap().consistent);
+        // The password is in no part of the report.
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("s3cret-pass"));
+        assert!(!format!("{with_password:?}").contains("s3cret-pass"));
+
+        let mut wrong = with_password.clone();
+        wrong.connect.password = Some("wrong".to_string());
+        let report = diagnose(&wrong).await;
+        assert_eq!(report.reachable, 0);
+        // Nothing could be asked, not even the member names: endpoints name them.
+        for endpoint in cluster.endpoints() {
+            finding_for(&report, Code::AuthFailed, &endpoint);
+        }
+        assert!(!report.has(Code::QuorumLost), "{:#?}", codes(&report));
+    })
+    .await;
+}

@@ -97,7 +97,11 @@ pub(crate) fn judge(
 
     for probe in probes.iter().filter(|p| !p.diagnosis.reachable) {
         findings.add(
-            Code::EndpointUnreachable,
+            if probe.auth_failed {
+                Code::AuthFailed
+            } else {
+                Code::EndpointUnreachable
+            },
             Severity::Error,
             Some(probe.diagnosis.label()),
             format!(
@@ -108,12 +112,17 @@ pub(crate) fn judge(
         );
     }
     if reachable == 0 && targets.discovery_error.is_none() {
-        findings.add(
-            Code::ClusterUnreachable,
-            Severity::Error,
-            None,
-            format!("none of {} endpoints answered", probes.len()),
-        );
+        findings.add(Code::ClusterUnreachable, Severity::Error, None, {
+            let rejected = probes.iter().filter(|p| p.auth_failed).count();
+            if rejected > 0 {
+                format!(
+                    "none of {} endpoints answered ({rejected} rejected the credentials)",
+                    probes.len()
+                )
+            } else {
+                format!("none of {} endpoints answered", probes.len())
+            }
+        });
     }
 
     let answered: Vec<&Probe> = probes.iter().filter(|p| p.diagnosis.reachable).collect();
@@ -616,7 +625,7 @@ fn judge_membership(
                     .any(|u| same_url(u, &p.diagnosis.endpoint))
         });
         match probe {
-            Some(p) if !p.diagnosis.reachable && !member.is_learner => down += 1,
+            Some(p) if !p.diagnosis.reachable && !p.auth_failed && !member.is_learner => down += 1,
             None if unstarted && !member.is_learner => down += 1,
             None if targets.discovered.is_none() && !unstarted => findings.add(
                 Code::MemberNotProbed,
@@ -634,7 +643,8 @@ fn judge_membership(
     let voters = reference.iter().filter(|m| !m.is_learner).count();
     let quorum = voters / 2 + 1;
     let tolerance = voters.saturating_sub(quorum);
-    if voters > 0 && down > tolerance {
+    let already_lost = findings.0.iter().any(|f| f.code == Code::QuorumLost);
+    if voters > 0 && down > tolerance && !already_lost {
         findings.add(
             Code::QuorumLost,
             Severity::Error,

@@ -76,6 +76,10 @@ codes! {
     EndpointUnreachable = "ENDPOINT_UNREACHABLE",
         "this member did not answer a Status call within the dial timeout: it is down, frozen, or cut off; the cluster runs with one fault tolerance less",
         "look at the member's process and logs; restart it. If its data is damaged (`salvor etcd check DATA_DIR`), replace it: `etcdctl member remove`, wipe the data dir, `etcdctl member add`, start it with --initial-cluster-state existing";
+    /// The member rejected the credentials.
+    AuthFailed = "AUTH_FAILED",
+        "the member answered but rejected the user name or password, so nothing else could be asked",
+        "check --user and the password (SALVOR_PASSWORD); the user needs read access to the key `health` for the read checks";
     /// Quorum is lost.
     QuorumLost = "QUORUM_LOST",
         "fewer voting members answer than a majority: the cluster accepts no writes and no linearizable reads (Kubernetes stops)",
@@ -233,6 +237,22 @@ mod tests {
             assert!(seen.insert(code.as_str()), "{code} twice");
             assert_eq!(code.as_str().parse::<Code>(), Ok(*code));
             assert!(!code.meaning().is_empty() && !code.remedy().is_empty());
+        }
+    }
+
+    /// docs/diagnose.md lists every code with its meaning.
+    #[test]
+    fn every_code_is_documented() {
+        let doc = include_str!("../../../docs/diagnose.md");
+        for code in Code::ALL {
+            assert!(
+                doc.contains(&format!("| `{code}` |")),
+                "{code} is not in docs/diagnose.md"
+            );
+            assert!(
+                doc.contains(code.meaning()),
+                "{code}: meaning differs from docs/diagnose.md"
+            );
         }
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Probe {
     /// HashKV answer: hash and compact revision.
     pub hash_kv: Option<(u32, i64)>,
     pub hash_kv_error: Option<String>,
+    /// The member answered but rejected the credentials.
+    pub auth_failed: bool,
 }
 
 impl Probe {
@@ -153,6 +155,7 @@ async fn probe(endpoint: String, options: DiagnoseOptions) -> Probe {
         alarms: None,
         hash_kv: None,
         hash_kv_error: None,
+        auth_failed: false,
     };
     let started = Instant::now();
     let dial = options.connect.dial_timeout;
@@ -165,6 +168,10 @@ async fn probe(endpoint: String, options: DiagnoseOptions) -> Probe {
     let (client, status) = match tokio::time::timeout(dial, first_answer).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(error)) => {
+            probe.auth_failed = matches!(
+                error,
+                RpcError::AuthFailed { .. } | RpcError::InvalidAuthToken { .. }
+            );
             diagnosis.error = Some(error_text(&error));
             probe.diagnosis = diagnosis;
             return probe;
