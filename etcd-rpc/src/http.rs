@@ -217,3 +217,96 @@ fn rustls_client_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, BoxErr
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Serves `response` (raw bytes) to every connection; returns the endpoint.
+    async fn serve(response: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let _ = stream.write_all(&response).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        format!("http://{address}")
+    }
+
+    fn options() -> ConnectOptions {
+        ConnectOptions {
+            dial_timeout: Duration::from_secs(2),
+            request_timeout: Some(Duration::from_secs(5)),
+            ..ConnectOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_a_plain_page() {
+        let endpoint = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nm 1\n\n".to_vec()).await;
+        assert_eq!(
+            fetch_metrics(&endpoint, &options()).await.unwrap(),
+            "m 1\n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn hostile_answers_are_errors_not_panics() {
+        let oversized = {
+            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..17 {
+                r.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                r.extend_from_slice(&chunk);
+                r.extend_from_slice(b"\r\n");
+            }
+            r.extend_from_slice(b"0\r\n\r\n");
+            r
+        };
+        let answers: Vec<Vec<u8>> = vec![
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            b"garbage\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+            Vec::new(),
+            oversized,
+        ];
+        for answer in answers {
+            let endpoint = serve(answer.clone()).await;
+            let result = fetch_metrics(&endpoint, &options()).await;
+            assert!(
+                result.is_err(),
+                "{:?} gave {result:?}",
+                String::from_utf8_lossy(&answer[..answer.len().min(80)])
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn silent_server_costs_the_request_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        // Accepts (kernel backlog) but never answers.
+        let opts = ConnectOptions {
+            request_timeout: Some(Duration::from_millis(300)),
+            ..options()
+        };
+        let started = std::time::Instant::now();
+        let error = fetch_metrics(&endpoint, &opts).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+        assert!(error.to_string().contains("no answer within"), "{error}");
+        drop(listener);
+    }
+}
