@@ -20,7 +20,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// A check or diagnosis found error-level problems.
     pub const FINDINGS: u8 = 3;
-    /// No etcd endpoint answered.
+    /// Nothing answered (or, for `recover apply`, a member the operator must start does
+    /// not answer yet).
     pub const UNREACHABLE: u8 = 4;
 }
 
@@ -41,6 +42,25 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Etcd {
             command: EtcdCommand::Snapshot { command },
         } => commands::snapshot::run(command, cli.output),
+        Command::Etcd {
+            command:
+                EtcdCommand::Defrag {
+                    data_dir,
+                    keep_old,
+                    dry_run,
+                },
+        } => commands::recovery::defrag(data_dir, keep_old, dry_run, cli.output),
+        Command::Etcd {
+            command:
+                EtcdCommand::Salvage {
+                    input,
+                    new_db,
+                    dry_run,
+                },
+        } => commands::recovery::salvage(input, new_db, dry_run, cli.output),
+        Command::Etcd {
+            command: EtcdCommand::Recover { command },
+        } => commands::recover::run(command, cli.output),
         Command::Etcd {
             command: EtcdCommand::Check { path, all },
         } => commands::check::run(&path, all, cli.output),

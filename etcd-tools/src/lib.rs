@@ -8,7 +8,13 @@
 //! ```
 
 pub mod check;
+pub mod dbedit;
+pub mod defrag;
 pub mod diagnose;
 pub mod exporter;
 pub mod objects;
+pub mod recover;
+pub mod restore;
+pub mod salvage;
+pub mod save;
 pub mod view;

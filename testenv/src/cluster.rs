@@ -156,6 +156,9 @@ static RESERVED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// Distinguishes the `--initial-cluster-token` of clusters in this process.
 static CLUSTER_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Fills the members' data dirs before a start (see [`EtcdCluster::start_prepared`]).
+type Prepare<'a> = dyn FnMut(&[Member], &str) -> Result<(), Error> + 'a;
+
 /// Why one start attempt failed.
 enum StartFailure {
     /// A port was taken before etcd could bind it: try again with new ports.
@@ -179,6 +182,18 @@ impl EtcdCluster {
     /// Starts a cluster and waits until every member answers a Status call and
     /// a linearizable Range.
     pub async fn start_with(options: EtcdOptions) -> Result<Self, Error> {
+        Self::start_prepared(options, |_, _| Ok(())).await
+    }
+
+    /// Starts a cluster whose data dirs are filled by `prepare` before etcd starts
+    /// (for example with a snapshot restored into each). `prepare` gets the members
+    /// (names, peer URLs, data dirs, which do not exist yet) and the
+    /// `--initial-cluster-token`; it runs again, with new ports, when a start attempt
+    /// lost a port.
+    pub async fn start_prepared<F>(options: EtcdOptions, mut prepare: F) -> Result<Self, Error>
+    where
+        F: FnMut(&[Member], &str) -> Result<(), Error>,
+    {
         if options.members == 0 {
             return Err(Error::InvalidOptions(
                 "a cluster needs at least one member".to_string(),
@@ -187,7 +202,7 @@ impl EtcdCluster {
         check_binary(&options.etcd_binary)?;
         let attempts = options.start_attempts.max(1);
         for attempt in 1..=attempts {
-            match Self::try_start(&options).await {
+            match Self::try_start(&options, &mut prepare).await {
                 Ok(cluster) => return Ok(cluster),
                 Err(StartFailure::PortTaken(error)) if attempt < attempts => {
                     warn!(attempt, %error, "a port was taken while etcd started; retrying with new ports");
@@ -200,7 +215,10 @@ impl EtcdCluster {
         unreachable!("the last attempt returns")
     }
 
-    async fn try_start(options: &EtcdOptions) -> Result<Self, StartFailure> {
+    async fn try_start(
+        options: &EtcdOptions,
+        prepare: &mut Prepare<'_>,
+    ) -> Result<Self, StartFailure> {
         let dir = tempfile::Builder::new()
             .prefix("testenv-etcd-")
             .tempdir()
@@ -244,6 +262,7 @@ impl EtcdCluster {
             ),
             dir,
         };
+        prepare(&cluster.members, &cluster.token)?;
         for index in 0..cluster.members.len() {
             cluster.spawn_member(index, "new")?;
         }
@@ -271,19 +290,26 @@ impl EtcdCluster {
 
     /// The command line of member `index`.
     fn member_args(&self, index: usize, cluster_state: &str) -> Vec<OsString> {
+        let initial = initial_cluster(&self.members);
+        let data_dir = self.members[index].data_dir.clone();
+        self.member_args_with(index, &data_dir, &initial, cluster_state)
+    }
+
+    /// The command line of member `index` with another data dir and membership.
+    fn member_args_with(
+        &self,
+        index: usize,
+        data_dir: &Path,
+        initial_cluster: &str,
+        cluster_state: &str,
+    ) -> Vec<OsString> {
         let member = &self.members[index];
-        let initial_cluster = self
-            .members
-            .iter()
-            .map(|member| format!("{}={}", member.name, member.peer_url))
-            .collect::<Vec<_>>()
-            .join(",");
         let options = &self.options;
         let mut args: Vec<OsString> = vec![
             "--name".into(),
             member.name.clone().into(),
             "--data-dir".into(),
-            member.data_dir.clone().into(),
+            data_dir.into(),
             "--listen-client-urls".into(),
             member.client_url.clone().into(),
             "--advertise-client-urls".into(),
@@ -347,9 +373,14 @@ impl EtcdCluster {
     }
 
     fn spawn_member(&mut self, index: usize, cluster_state: &str) -> Result<(), Error> {
+        let args = self.member_args(index, cluster_state);
+        self.spawn_member_args(index, args)
+    }
+
+    fn spawn_member_args(&mut self, index: usize, args: Vec<OsString>) -> Result<(), Error> {
         let spec = ProcessSpec {
             program: self.options.etcd_binary.clone(),
-            args: self.member_args(index, cluster_state),
+            args,
             log: self.members[index].log.clone(),
         };
         debug!(member = %self.members[index].name, ?spec, "spawning etcd");
@@ -360,6 +391,65 @@ impl EtcdCluster {
         })?;
         self.processes[index] = Some(child);
         Ok(())
+    }
+
+    /// Starts member `index` (stopped or killed before) on `data_dir` with the given
+    /// `--initial-cluster` and `--initial-cluster-state`, as an operator does during a
+    /// recovery, and waits until it answers: a Status call, and for voters
+    /// (`learner == false`) also a linearizable Range. Later restarts use these settings'
+    /// data dir.
+    pub async fn start_member_with(
+        &mut self,
+        index: usize,
+        data_dir: &Path,
+        initial_cluster: &str,
+        cluster_state: &str,
+        learner: bool,
+    ) -> Result<(), Error> {
+        self.member(index)?;
+        if self.processes[index].is_some() {
+            self.stop(index).await?;
+        }
+        let args = self.member_args_with(index, data_dir, initial_cluster, cluster_state);
+        self.members[index].data_dir = data_dir.to_path_buf();
+        self.spawn_member_args(index, args)?;
+        let deadline = Instant::now() + self.options.start_timeout;
+        if learner {
+            self.wait_answers(index, deadline).await
+        } else {
+            self.wait_healthy(index, deadline).await
+        }
+    }
+
+    /// Waits until member `index` answers a Status call.
+    async fn wait_answers(&mut self, index: usize, deadline: Instant) -> Result<(), Error> {
+        let endpoint = vec![self.members[index].client_url.clone()];
+        let probe_options = ConnectOptions {
+            dial_timeout: Duration::from_millis(500),
+            request_timeout: Some(Duration::from_secs(2)),
+            ..self.connect_options()?
+        };
+        loop {
+            self.check_running(index)?;
+            let last_error = match Client::connect(&endpoint, probe_options.clone()).await {
+                Ok(client) => match client.status().await {
+                    Ok(_) => return Ok(()),
+                    Err(error) => error_chain(&error),
+                },
+                Err(error) => error_chain(&error),
+            };
+            if Instant::now() >= deadline {
+                let member = &self.members[index];
+                return Err(Error::StartTimeout {
+                    member: member.name.clone(),
+                    timeout: self.options.start_timeout,
+                    last_error,
+                    log: member.log.clone(),
+                    log_tail: log_tail(&member.log),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until member `index` answers Status and a linearizable Range.
@@ -416,6 +506,16 @@ impl EtcdCluster {
                 })
             }
         }
+    }
+
+    /// The `--initial-cluster-token` the members were started with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The `--initial-cluster` value: `name=peer-url,…`.
+    pub fn initial_cluster(&self) -> String {
+        initial_cluster(&self.members)
     }
 
     /// Client URLs of every member, in member order.
@@ -602,20 +702,6 @@ impl EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// `--initial-cluster-token` of this cluster.
-    pub fn initial_cluster_token(&self) -> &str {
-        &self.token
-    }
-
-    /// `--initial-cluster`: `m0=http://127.0.0.1:…,m1=…`.
-    pub fn initial_cluster(&self) -> String {
-        self.members
-            .iter()
-            .map(|member| format!("{}={}", member.name, member.peer_url))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     /// Freezes member `index` with SIGSTOP: its sockets stay open and accept
     /// connections, but nothing answers (a hung process, a stalled VM).
     /// [`EtcdCluster::resume`] undoes it.
@@ -707,6 +793,15 @@ impl Drop for EtcdCluster {
             let _ = child.wait();
         }
     }
+}
+
+/// `name=peer-url,…` for `members`.
+pub fn initial_cluster(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(|member| format!("{}={}", member.name, member.peer_url))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One health probe: a Status call, then a linearizable Range.
