@@ -320,3 +320,69 @@ async fn authentication_with_user_and_password() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unstarted_member_and_learner() {
+    bounded(async {
+        let cluster = EtcdCluster::start(3).await.unwrap();
+        let client = cluster.client().await.unwrap();
+        let free_peer_url = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        // etcd refuses a member change unless every member is connected, so
+        // one unstarted member at a time: first a learner that never starts …
+        let learner = add_member(&client, free_peer_url(), true).await;
+        let learner_id = learner.member.unwrap().id;
+        let report = diagnose(&options(&cluster)).await;
+        assert_eq!(report.membership.len(), 4);
+        let learner_hex = format!("{learner_id:x}");
+        assert_eq!(
+            finding_for(&report, Code::MemberUnstarted, &learner_hex).severity,
+            Severity::Warning
+        );
+        finding_for(&report, Code::MemberLearner, &learner_hex);
+        // A learner does not vote: quorum is not at risk.
+        assert!(!report.has(Code::QuorumAtRisk), "{:#?}", codes(&report));
+        assert!(report.is_healthy(), "{:#?}", codes(&report));
+
+        // … then a voting member that never starts.
+        client.member_remove(learner_id).await.unwrap();
+        let voter = add_member(&client, free_peer_url(), false).await;
+        let voter_hex = format!("{:x}", voter.member.unwrap().id);
+        let report = diagnose(&options(&cluster)).await;
+        finding_for(&report, Code::MemberUnstarted, &voter_hex);
+        // Four voters, one never started: one more failure loses quorum.
+        let risk = report
+            .findings
+            .iter()
+            .find(|f| f.code == Code::QuorumAtRisk)
+            .unwrap_or_else(|| panic!("{:#?}", codes(&report)));
+        assert!(
+            risk.evidence.starts_with("1 of 4 voting members"),
+            "{}",
+            risk.evidence
+        );
+        assert!(!report.has(Code::MemberLearner), "{:#?}", codes(&report));
+    })
+    .await;
+}
+
+/// `member add`, retried while etcd calls the cluster unhealthy: it wants every
+/// member connected for 5 s first, longer than a fresh cluster has been up.
+async fn add_member(
+    client: &etcd_rpc::Client,
+    peer_url: String,
+    learner: bool,
+) -> etcd_rpc::proto::MemberAddResponse {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.member_add(vec![peer_url.clone()], learner).await {
+            Ok(added) => return added,
+            Err(etcd_rpc::Error::Unavailable { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => panic!("member add {peer_url}: {error}"),
+        }
+    }
+}

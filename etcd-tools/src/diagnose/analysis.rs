@@ -224,7 +224,10 @@ fn judge_members(answered: &[&Probe], t: &super::Thresholds, findings: &mut Find
         let d = &probe.diagnosis;
         let member = Some(d.label());
         let Some(status) = &d.status else { continue };
-        if let Some(error) = &d.linearizable_read_error {
+        if let Some(error) = &d.linearizable_read_error
+            && !status.is_learner
+        {
+            // Learners refuse linearizable reads by design ("rpc not supported for learner").
             findings.add(
                 Code::LinearizableReadFailed,
                 Severity::Error,
@@ -260,14 +263,6 @@ fn judge_members(answered: &[&Probe], t: &super::Thresholds, findings: &mut Find
                 Severity::Error,
                 member.clone(),
                 format!("Status reports no leader in raft term {}", status.raft_term),
-            );
-        }
-        if status.is_learner {
-            findings.add(
-                Code::MemberLearner,
-                Severity::Info,
-                member.clone(),
-                format!("learner at raft index {} of {max_index}", status.raft_index),
             );
         }
         let unapplied = status.raft_index.saturating_sub(status.raft_applied_index);
@@ -604,6 +599,23 @@ fn judge_membership(
     }
     let mut down = 0;
     for member in reference {
+        if member.is_learner {
+            let index = probes
+                .iter()
+                .find(|p| p.member_id() == Some(member.id))
+                .and_then(|p| p.status.as_ref())
+                .map_or_else(String::new, |s| format!(" at raft index {}", s.raft_index));
+            findings.add(
+                Code::MemberLearner,
+                Severity::Info,
+                Some(if member.name.is_empty() {
+                    hex_id(member.id)
+                } else {
+                    member.name.clone()
+                }),
+                format!("learner {}{index}", hex_id(member.id)),
+            );
+        }
         let unstarted = member.name.is_empty() || member.client_urls.is_empty();
         if unstarted {
             findings.add(
