@@ -235,6 +235,14 @@ fn judge_members(answered: &[&Probe], t: &super::Thresholds, findings: &mut Find
                 error.clone(),
             );
         }
+        for error in &probe.call_errors {
+            findings.add(
+                Code::CallFailed,
+                Severity::Warning,
+                member.clone(),
+                error.clone(),
+            );
+        }
         if let Some(error) = &d.serializable_read_error {
             findings.add(
                 Code::SerializableReadFailed,

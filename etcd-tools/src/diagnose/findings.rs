@@ -172,6 +172,10 @@ codes! {
     HashkvSkipped = "HASHKV_SKIPPED",
         "HashKV could not be compared across members (fewer than two answered, the revision was compacted, or compactions differ)",
         "run again; compare with `etcdctl endpoint hashkv --cluster`";
+    /// A call other than Status failed.
+    CallFailed = "CALL_FAILED",
+        "a call of the diagnosis failed on this member (member list or alarm list), so part of the picture is missing",
+        "read the evidence: a permission error needs a user with the root role (alarms and membership are admin calls); a timeout points at an overloaded member";
     /// The metrics page could not be read.
     MetricsUnavailable = "METRICS_UNAVAILABLE",
         "the member's /metrics could not be fetched or read, so disk and network latency were not judged",

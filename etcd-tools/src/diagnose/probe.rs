@@ -34,6 +34,8 @@ pub(crate) struct Probe {
     pub hash_kv_error: Option<String>,
     /// The member answered but rejected the credentials.
     pub auth_failed: bool,
+    /// Calls after Status that failed (member list, alarm list).
+    pub call_errors: Vec<String>,
 }
 
 impl Probe {
@@ -156,6 +158,7 @@ async fn probe(endpoint: String, options: DiagnoseOptions) -> Probe {
         hash_kv: None,
         hash_kv_error: None,
         auth_failed: false,
+        call_errors: Vec::new(),
     };
     let started = Instant::now();
     let dial = options.connect.dial_timeout;
@@ -266,6 +269,7 @@ async fn probe(endpoint: String, options: DiagnoseOptions) -> Probe {
     if !errors.is_empty() {
         diagnosis.error = Some(errors.join("; "));
     }
+    probe.call_errors = errors;
     let quota = (status.db_size_quota > 0)
         .then_some(status.db_size_quota)
         .or_else(|| {
