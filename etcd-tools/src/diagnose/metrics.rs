@@ -76,7 +76,8 @@ impl MetricsPage {
     }
 
     /// The histogram `name` (`name_bucket` samples), summed over every label set
-    /// except `le`. `None` when absent.
+    /// except `le`. `None` when absent. Meant for durations and sizes: buckets
+    /// with negative bounds are skipped.
     pub fn histogram(&self, name: &str) -> Option<Histogram> {
         self.histograms_by(name, None)
             .into_iter()
@@ -96,7 +97,9 @@ impl MetricsPage {
             let Some(le) = sample.label("le").and_then(parse_value) else {
                 continue;
             };
-            if le.is_nan() || !sample.value.is_finite() || sample.value < 0.0 {
+            // Durations and sizes only: a negative or NaN bound, or a count that
+            // is not a finite non-negative number, is damage and skipped.
+            if le.is_nan() || le < 0.0 || !sample.value.is_finite() || sample.value < 0.0 {
                 continue;
             }
             let group = by
@@ -431,6 +434,48 @@ etcd_server_quota_backend_bytes 2.147483648e+09
         };
         assert_eq!(h.quantile(0.99), Some(0.1));
         assert_eq!(Histogram { buckets: vec![] }.quantile(0.5), None);
+    }
+
+    /// 20,000 mutated copies of a real-looking page (bytes flipped, inserted,
+    /// lines cut): parsing never panics and percentiles stay finite and >= 0.
+    #[test]
+    fn mutated_pages_never_panic() {
+        let mut state: u64 = 0x5eed;
+        let mut next = move || {
+            // SplitMix64.
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let alphabet = b"{}=\",\\\n #e+-.0123456789InfNa_le";
+        for _ in 0..20_000 {
+            let mut bytes = PAGE.as_bytes().to_vec();
+            for _ in 0..(next() % 8 + 1) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => bytes.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                    _ => bytes.truncate(at),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let metrics = MemberMetrics::parse(&text);
+            let summaries = metrics
+                .wal_fsync
+                .iter()
+                .chain(metrics.backend_commit.iter())
+                .chain(metrics.peer_round_trip.values());
+            for s in summaries {
+                for q in [s.p50_seconds, s.p90_seconds, s.p99_seconds] {
+                    assert!(q.is_finite() && q >= 0.0, "{q} from {text:?}");
+                }
+            }
+        }
     }
 
     #[test]
