@@ -60,15 +60,21 @@ impl EtcdConnectArgs {
         } else {
             None
         };
-        let (user, password) = match &self.user {
-            Some(user) => (
-                Some(user.name.clone()),
-                self.password
-                    .as_ref()
-                    .map(|p| p.0.clone())
-                    .or_else(|| user.password.as_ref().map(|p| p.0.clone())),
-            ),
-            None => (None, None),
+        let (user, password) = match (&self.user, &self.password) {
+            (Some(user), password) => {
+                let password = password.as_ref().or(user.password.as_ref());
+                let Some(password) = password else {
+                    anyhow::bail!(
+                        "--user {} needs a password: give --user {}:PASSWORD, --password, or set \
+                         SALVOR_PASSWORD",
+                        user.name,
+                        user.name
+                    );
+                };
+                (Some(user.name.clone()), Some(password.0.clone()))
+            }
+            (None, Some(_)) => anyhow::bail!("--password needs --user"),
+            (None, None) => (None, None),
         };
         Ok(ConnectOptions {
             dial_timeout: self.dial_timeout,
