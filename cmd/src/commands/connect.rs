@@ -38,10 +38,15 @@ pub struct EtcdConnectArgs {
     pub password: Option<Secret>,
     /// Time allowed for a member's first answer (connect, TLS, Status): a dead or
     /// frozen member costs at most this. `500ms`, `2s`, `1m`.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration, env = "SALVOR_DIAL_TIMEOUT")]
     pub dial_timeout: Duration,
     /// Time allowed for every later call to a member.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(
+        long,
+        default_value = "5s",
+        value_parser = parse_duration,
+        env = "SALVOR_COMMAND_TIMEOUT"
+    )]
     pub command_timeout: Duration,
 }
 
