@@ -376,6 +376,10 @@ pub struct RestoreArgs {
     /// Mark the bumped revision compacted, so watchers of the old cluster relist.
     #[arg(long)]
     pub mark_compacted: bool,
+    /// Check the flags, the membership and the snapshot (with its hash) and show what
+    /// would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Which objects (kubectl-style flags).

@@ -10,6 +10,11 @@ use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command, EtcdCommand, LogFormat};
 
+// Decoding Kubernetes objects allocates many small strings; mimalloc makes that about
+// 1.6x faster than glibc's allocator (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes shared by every command.
 pub mod exit {
     /// Success.

@@ -9,28 +9,10 @@
 mod common;
 use common::salvor;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use etcd_rpc::proto::RangeRequest;
 use serde_json::Value;
 use testenv::{EtcdCluster, EtcdOptions, Workload};
-
-async fn all_keys(client: &etcd_rpc::Client) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    client
-        .range(RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            serializable: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| (kv.key, kv.value))
-        .collect()
-}
 
 fn flag(flags: &[Value], name: &str) -> Option<String> {
     flags
@@ -51,7 +33,7 @@ async fn two_members_lost_cluster_recovered_to_three() {
         ..Workload::new(2_000)
     };
     testenv::load(&client, &workload).await.unwrap();
-    let expected = all_keys(&client).await;
+    let expected = common::all_keys(&client, false).await;
     drop(client);
 
     // Two members die with their data; the third is killed as well.
@@ -159,7 +141,7 @@ async fn two_members_lost_cluster_recovered_to_three() {
     assert!(members.iter().all(|m| !m.is_learner));
     for index in 0..3 {
         let c = cluster.member_client(index).await.unwrap();
-        let got = all_keys(&c).await;
+        let got = common::all_keys(&c, true).await;
         assert_eq!(got.len(), expected.len(), "member {index}");
         assert!(got == expected, "member {index} differs");
     }

@@ -9,7 +9,6 @@
 mod common;
 use common::salvor;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -17,22 +16,6 @@ use std::time::Duration;
 use etcd_rpc::proto::RangeRequest;
 use serde_json::Value;
 use testenv::{EtcdCluster, EtcdOptions, Workload};
-
-/// Every key and value (and its mod revision) at the newest revision.
-async fn all_keys(client: &etcd_rpc::Client) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
-    let resp = client
-        .range(RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    resp.kvs
-        .into_iter()
-        .map(|kv| (kv.key, (kv.value, kv.mod_revision)))
-        .collect()
-}
 
 fn restore_args<'a>(
     snapshot: &'a str,
@@ -82,7 +65,7 @@ async fn restored_three_member_cluster_serves_every_key() {
         })
         .await
         .unwrap();
-    let expected = all_keys(&client).await;
+    let expected = common::all_keys(&client, false).await;
     let tmp = tempfile::tempdir().unwrap();
     let snap = tmp.path().join("snap.db");
     source.etcdctl_snapshot_save(&snap).unwrap();
@@ -134,7 +117,7 @@ async fn restored_three_member_cluster_serves_every_key() {
         let member = restored.member_client(index).await.unwrap();
         let status = member.status().await.unwrap();
         assert_eq!(status.header.unwrap().revision, revision);
-        let got = all_keys(&member).await;
+        let got = common::all_keys(&member, false).await;
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "member {index} differs from the source");
     }
@@ -277,7 +260,7 @@ async fn bumped_revision_moves_forward_and_is_compacted() {
     let err = format!("{:?}", old.unwrap_err());
     assert!(err.contains("compacted"), "{err}");
     // Every key is still there.
-    assert_eq!(all_keys(&client).await.len(), 501);
+    assert_eq!(common::all_keys(&client, false).await.len(), 501);
 }
 
 #[test]
@@ -289,6 +272,19 @@ fn refuses_bad_inputs_and_never_overwrites() {
     let s = snap.to_str().unwrap();
     let dir = tmp.path().join("out");
     let d = dir.to_str().unwrap();
+    // A dry run checks everything and writes nothing.
+    let (code, out, err) = salvor(&[
+        "etcd",
+        "snapshot",
+        "restore",
+        s,
+        "--data-dir",
+        d,
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dry run"), "{out}");
+    assert!(!dir.exists());
     // Existing, non-empty data dir.
     std::fs::create_dir_all(dir.join("member")).unwrap();
     let (code, _, err) = salvor(&["etcd", "snapshot", "restore", s, "--data-dir", d]);
@@ -357,48 +353,22 @@ fn refuses_bad_inputs_and_never_overwrites() {
 
 #[test]
 fn interrupted_restore_leaves_nothing_that_looks_complete() {
-    use sha2::Digest;
-    use snapshot_format::bbolt::{BoltWriter, WriterOptions};
     // A 600 MB snapshot written with the bulk writer (values of 60 kB), with a trailer.
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("big.db");
-    let file = std::fs::File::create(&path).unwrap();
-    let mut w =
-        BoltWriter::create(std::io::BufWriter::new(file), WriterOptions::default()).unwrap();
-    let value = vec![7u8; 60_000];
-    w.begin_bucket(b"key", 0).unwrap();
-    for rev in 1..=10_000i64 {
-        let mut k = rev.to_be_bytes().to_vec();
-        k.push(b'_');
-        k.extend_from_slice(&0i64.to_be_bytes());
-        w.put(&k, &value).unwrap();
-    }
-    w.end_bucket().unwrap();
-    w.begin_bucket(b"meta", 0).unwrap();
-    w.end_bucket().unwrap();
-    let (out, _) = w.finish().unwrap();
-    drop(out);
-    let bytes = std::fs::read(&path).unwrap();
-    let digest = sha2::Sha256::digest(&bytes);
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, &digest).unwrap();
-    drop(bytes);
+    common::big_db(&path, 10_000, true);
 
     let data_dir = tmp.path().join("restored");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_salvor"))
-        .args(["etcd", "snapshot", "restore", path.to_str().unwrap()])
-        .args(["--data-dir", data_dir.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "the restore finished before it was killed"
+    common::kill_after(
+        &[
+            "etcd",
+            "snapshot",
+            "restore",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        Duration::from_millis(100),
     );
     assert!(
         !data_dir.exists(),

@@ -187,3 +187,84 @@ async fn salvage_recovers_every_intact_revision() {
     };
     assert_eq!(count as usize, live.len());
 }
+
+#[test]
+fn salvage_never_panics_on_hostile_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testenv/fixtures/k8s-small.db");
+    let good = std::fs::read(&fixture).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut inputs: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![0u8; 4096 * 8],
+        (0..100_000).map(|_| next() as u8).collect(),
+        good[..good.len() / 3].to_vec(),
+    ];
+    for _ in 0..40 {
+        let mut b = good.clone();
+        for _ in 0..200 {
+            let at = (next() as usize) % b.len();
+            b[at] = next() as u8;
+        }
+        inputs.push(b);
+    }
+    for (i, bytes) in inputs.iter().enumerate() {
+        let input = tmp.path().join(format!("in-{i}.db"));
+        std::fs::write(&input, bytes).unwrap();
+        let out = tmp.path().join(format!("out-{i}.db"));
+        let (code, _, err) = salvor(&[
+            "etcd",
+            "salvage",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]);
+        assert!(matches!(code, 0 | 1 | 3), "input {i}: exit {code}: {err}");
+        if code != 1 {
+            // Whatever was written is a clean database.
+            let (c, o, _) = salvor(&["etcd", "check", out.to_str().unwrap()]);
+            assert_eq!(c, 0, "input {i}: {o}");
+        } else {
+            assert!(
+                !out.exists(),
+                "input {i}: a failed salvage left {}",
+                out.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn interrupted_salvage_leaves_nothing_that_looks_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("big.db");
+    common::big_db(&input, 10_000, false);
+    let out = tmp.path().join("salvaged.db");
+    common::kill_after(
+        &[
+            "etcd",
+            "salvage",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        std::time::Duration::from_millis(100),
+    );
+    assert!(
+        !out.exists(),
+        "an interrupted salvage left {}",
+        out.display()
+    );
+    let (code, _, err) = salvor(&[
+        "etcd",
+        "salvage",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(records(&out).len(), 10_000);
+}

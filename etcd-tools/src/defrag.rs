@@ -16,7 +16,7 @@ use snapshot_format::bbolt::{Db, FileSource, SourceKind};
 use snapshot_format::etcd::{OpenOptions, Snapshot, StatusOptions};
 use snapshot_format::{Error, Result};
 
-use crate::check::{Severity, check_path};
+use crate::check::check_path;
 use crate::dbedit::{DbEdits, KeyProgress, rebuild};
 use crate::restore::sync_dir;
 
@@ -149,14 +149,7 @@ pub fn defrag(opts: &DefragOptions, progress: KeyProgress<'_>) -> Result<DefragR
                 new_status.hash, status.hash, new_status.total_key, status.total_key
             )));
         }
-        let check = check_path(&part);
-        if check.count(Severity::Error) > 0 {
-            let first = check
-                .findings
-                .iter()
-                .find(|f| f.severity == Severity::Error)
-                .map(|f| format!("{}: {}", f.code, f.message))
-                .unwrap_or_default();
+        if let Some(first) = check_path(&part).first_error() {
             return Err(Error::Invalid(format!(
                 "the rewritten backend fails its check ({first}); the original is untouched"
             )));

@@ -30,7 +30,9 @@ use snapshot_format::bbolt::{Db, FileSource};
 use snapshot_format::etcd::membership::{
     ClusterMember, cluster_id, initial_members, restore_v2_store,
 };
-use snapshot_format::etcd::{Revision, RevisionKey, TRAILER_LEN};
+use snapshot_format::etcd::{
+    OpenOptions as SnapshotOpenOptions, Revision, RevisionKey, Snapshot, TRAILER_LEN,
+};
 use snapshot_format::wal::{
     ConfState, EntryType, HardState, NewEntry, WalMetadata, WalSegmentName, WalSnapshot, WalWriter,
     encode_conf_change, write_snap_file,
@@ -62,6 +64,9 @@ pub struct RestoreOptions {
     pub bump_revision: u64,
     /// Schedule compaction at the bumped revision.
     pub mark_compacted: bool,
+    /// Check everything (flags, membership, the snapshot and its hash) and report what
+    /// would be written; write nothing.
+    pub dry_run: bool,
 }
 
 impl RestoreOptions {
@@ -78,6 +83,7 @@ impl RestoreOptions {
             skip_hash_check: false,
             bump_revision: 0,
             mark_compacted: false,
+            dry_run: false,
         }
     }
 }
@@ -111,6 +117,8 @@ pub struct RestoreReport {
     pub db_size: u64,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
+    /// Nothing was written.
+    pub dry_run: bool,
 }
 
 /// Progress: bytes processed of the total.
@@ -159,6 +167,48 @@ pub fn restore(opts: &RestoreOptions, progress: ByteProgress<'_>) -> Result<Rest
             )));
         }
     }
+    if opts.bump_revision > 0 && !opts.mark_compacted {
+        return Err(Error::Invalid(
+            "--bump-revision needs --mark-compacted (as etcdutl requires): clients watching \
+             the old revisions must see them as compacted"
+                .into(),
+        ));
+    }
+    if opts.mark_compacted && opts.bump_revision == 0 {
+        return Err(Error::Invalid(
+            "--mark-compacted needs --bump-revision".into(),
+        ));
+    }
+    let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    if opts.dry_run {
+        let snap = Snapshot::open(
+            &opts.snapshot,
+            &SnapshotOpenOptions {
+                verify_trailer: !opts.skip_hash_check,
+                ..Default::default()
+            },
+        )?;
+        if snap.trailer().is_none() && !opts.skip_hash_check {
+            return Err(no_trailer(&opts.snapshot));
+        }
+        let latest = latest_revision(snap.db())?;
+        let bump = i64::try_from(opts.bump_revision).unwrap_or(i64::MAX);
+        return Ok(RestoreReport {
+            data_dir,
+            wal_dir,
+            name: me.name.clone(),
+            member_id: format!("{:x}", me.id),
+            cluster_id: format!("{:x}", cluster_id(&ids)),
+            members,
+            hash_verified: !opts.skip_hash_check,
+            revision: latest.saturating_add(bump),
+            compacted_revision: (bump > 0).then(|| latest.saturating_add(bump)),
+            consistent_index: ids.len() as u64,
+            db_size: snap.db().size(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            dry_run: true,
+        });
+    }
     let part = part_path(&data_dir);
     let wal_part = opts.wal_dir.as_ref().map(|w| part_path(w));
     for p in [Some(&part), wal_part.as_ref()].into_iter().flatten() {
@@ -194,13 +244,6 @@ pub fn restore(opts: &RestoreOptions, progress: ByteProgress<'_>) -> Result<Rest
     let mut revision = latest;
     let mut compacted_revision = None;
     if opts.bump_revision > 0 {
-        if !opts.mark_compacted {
-            return Err(Error::Invalid(
-                "--bump-revision needs --mark-compacted (as etcdutl requires): clients watching \
-                 the old revisions must see them as compacted"
-                    .into(),
-            ));
-        }
         let bumped = latest
             .checked_add(i64::try_from(opts.bump_revision).unwrap_or(i64::MAX))
             .filter(|r| *r > 0)
@@ -211,10 +254,6 @@ pub fn restore(opts: &RestoreOptions, progress: ByteProgress<'_>) -> Result<Rest
         );
         revision = bumped;
         compacted_revision = Some(bumped);
-    } else if opts.mark_compacted {
-        return Err(Error::Invalid(
-            "--mark-compacted needs --bump-revision".into(),
-        ));
     }
     edits.replace_bucket(
         b"meta",
@@ -274,7 +313,17 @@ pub fn restore(opts: &RestoreOptions, progress: ByteProgress<'_>) -> Result<Rest
         consistent_index: commit,
         db_size,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        dry_run: false,
     })
+}
+
+fn no_trailer(snapshot: &Path) -> Error {
+    Error::Invalid(format!(
+        "{} has no sha256 trailer (it is not a file written by `snapshot save`, or was cut \
+         short); pass --skip-hash-check to restore it anyway, after `salvor etcd check` \
+         finds it sound",
+        snapshot.display()
+    ))
 }
 
 fn in_file(e: Error, snapshot: &Path) -> Error {
@@ -359,12 +408,7 @@ fn copy_and_verify(
         .len();
     let has_hash = len % 512 == TRAILER_LEN;
     if !has_hash && !skip_hash_check {
-        return Err(Error::Invalid(format!(
-            "{} has no sha256 trailer (it is not a file written by `snapshot save`, or was cut \
-             short); pass --skip-hash-check to restore it anyway, after `salvor etcd check` \
-             finds it sound",
-            snapshot.display()
-        )));
+        return Err(no_trailer(snapshot));
     }
     let db_len = if has_hash { len - TRAILER_LEN } else { len };
     let verify = has_hash && !skip_hash_check;

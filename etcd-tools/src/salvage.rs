@@ -42,7 +42,7 @@ use snapshot_format::etcd::{Revision, RevisionKey, TRAILER_LEN};
 use snapshot_format::mvcc::KeyValueRef;
 use snapshot_format::{Error, Location, Result};
 
-use crate::check::{Severity, check_path};
+use crate::check::check_path;
 use crate::view::Bytes;
 
 /// The buckets etcd 3.4 creates; salvage writes each (empty when nothing was found).
@@ -866,14 +866,7 @@ fn write_output(
     file.sync_all()
         .map_err(|e| Error::io(format!("syncing {}", part.display()), e))?;
     drop(file);
-    let check = check_path(&part);
-    if check.count(Severity::Error) > 0 {
-        let first = check
-            .findings
-            .iter()
-            .find(|f| f.severity == Severity::Error)
-            .map(|f| format!("{}: {}", f.code, f.message))
-            .unwrap_or_default();
+    if let Some(first) = check_path(&part).first_error() {
         return Err(Error::Invalid(format!(
             "the salvaged db fails its check ({first}); left at {} for inspection",
             part.display()

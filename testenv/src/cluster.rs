@@ -414,46 +414,22 @@ impl EtcdCluster {
         self.members[index].data_dir = data_dir.to_path_buf();
         self.spawn_member_args(index, args)?;
         let deadline = Instant::now() + self.options.start_timeout;
-        if learner {
-            self.wait_answers(index, deadline).await
-        } else {
-            self.wait_healthy(index, deadline).await
-        }
-    }
-
-    /// Waits until member `index` answers a Status call.
-    async fn wait_answers(&mut self, index: usize, deadline: Instant) -> Result<(), Error> {
-        let endpoint = vec![self.members[index].client_url.clone()];
-        let probe_options = ConnectOptions {
-            dial_timeout: Duration::from_millis(500),
-            request_timeout: Some(Duration::from_secs(2)),
-            ..self.connect_options()?
-        };
-        loop {
-            self.check_running(index)?;
-            let last_error = match Client::connect(&endpoint, probe_options.clone()).await {
-                Ok(client) => match client.status().await {
-                    Ok(_) => return Ok(()),
-                    Err(error) => error_chain(&error),
-                },
-                Err(error) => error_chain(&error),
-            };
-            if Instant::now() >= deadline {
-                let member = &self.members[index];
-                return Err(Error::StartTimeout {
-                    member: member.name.clone(),
-                    timeout: self.options.start_timeout,
-                    last_error,
-                    log: member.log.clone(),
-                    log_tail: log_tail(&member.log),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_ready(index, deadline, !learner).await
     }
 
     /// Waits until member `index` answers Status and a linearizable Range.
     async fn wait_healthy(&mut self, index: usize, deadline: Instant) -> Result<(), Error> {
+        self.wait_ready(index, deadline, true).await
+    }
+
+    /// Waits until member `index` answers Status (and a linearizable Range when
+    /// `linearizable`: learners do not serve those).
+    async fn wait_ready(
+        &mut self,
+        index: usize,
+        deadline: Instant,
+        linearizable: bool,
+    ) -> Result<(), Error> {
         let endpoint = vec![self.members[index].client_url.clone()];
         let probe_options = ConnectOptions {
             dial_timeout: Duration::from_millis(500),
@@ -462,7 +438,7 @@ impl EtcdCluster {
         };
         loop {
             self.check_running(index)?;
-            let last_error = match probe(&endpoint, probe_options.clone()).await {
+            let last_error = match probe(&endpoint, probe_options.clone(), linearizable).await {
                 Ok(()) => return Ok(()),
                 Err(error) => error_chain(&error),
             };
@@ -804,10 +780,17 @@ pub fn initial_cluster(members: &[Member]) -> String {
         .join(",")
 }
 
-/// One health probe: a Status call, then a linearizable Range.
-async fn probe(endpoint: &[String], options: ConnectOptions) -> Result<(), etcd_rpc::Error> {
+/// One health probe: a Status call, then (for voters) a linearizable Range.
+async fn probe(
+    endpoint: &[String],
+    options: ConnectOptions,
+    linearizable: bool,
+) -> Result<(), etcd_rpc::Error> {
     let client = Client::connect(endpoint, options).await?;
     client.status().await?;
+    if !linearizable {
+        return Ok(());
+    }
     client
         .range(RangeRequest {
             key: b"health".to_vec(),

@@ -29,6 +29,7 @@ pub fn run(args: RestoreArgs, format: Format) -> anyhow::Result<u8> {
     opts.skip_hash_check = args.skip_hash_check;
     opts.bump_revision = args.bump_revision;
     opts.mark_compacted = args.mark_compacted;
+    opts.dry_run = args.dry_run;
     let bar = super::progress::bytes(if opts.skip_hash_check {
         "copying"
     } else {
@@ -65,6 +66,10 @@ pub fn run(args: RestoreArgs, format: Format) -> anyhow::Result<u8> {
             ("db size", human_bytes(report.db_size)),
             ("time", format!("{} ms", report.elapsed_ms)),
         ]))?;
+        if report.dry_run {
+            println!("dry run: nothing written");
+            return Ok(exit::OK);
+        }
         if let Some(rev) = report.compacted_revision {
             println!(
                 "revision bumped to {rev} and marked compacted: watchers of the old cluster must relist"

@@ -83,7 +83,7 @@ codes! {
     /// Quorum is lost.
     QuorumLost = "QUORUM_LOST",
         "fewer voting members answer than a majority: the cluster accepts no writes and no linearizable reads (Kubernetes stops)",
-        "bring members back first (restart them). If a majority is permanently lost, recover from quorum loss: restore the newest snapshot on one member with --force-new-cluster semantics (`salvor etcd recover`), then add the others";
+        "bring members back first (restart them). If a majority is lost for good, recover from quorum loss with `salvor etcd recover plan|apply` (docs/runbooks/quorum-loss.md)";
     /// One more failure loses quorum.
     QuorumAtRisk = "QUORUM_AT_RISK",
         "the cluster has quorum, but one more member failure loses it",
