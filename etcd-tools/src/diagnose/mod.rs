@@ -314,7 +314,7 @@ pub async fn diagnose(options: &DiagnoseOptions) -> DiagnosisReport {
     let targets = probe::targets(options).await;
     let mut probes = probe::probe_all(&targets.endpoints, options).await;
     let hash_kv = if options.hash_kv {
-        probe::compare_hash_kv(&mut probes, options).await
+        probe::compare_hash_kv(&mut probes).await
     } else {
         None
     };

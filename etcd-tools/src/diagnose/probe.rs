@@ -302,10 +302,7 @@ async fn probe(endpoint: String, options: DiagnoseOptions) -> Probe {
 
 /// HashKV at the lowest current revision of the members that answered, on all
 /// of them at once. Returns the revision, or `None` when fewer than two answered.
-pub(crate) async fn compare_hash_kv(
-    probes: &mut [Probe],
-    _options: &DiagnoseOptions,
-) -> Option<i64> {
+pub(crate) async fn compare_hash_kv(probes: &mut [Probe]) -> Option<i64> {
     let revision = probes.iter().filter_map(Probe::revision).min()?;
     let clients: Vec<(usize, Client)> = probes
         .iter()
