@@ -333,6 +333,14 @@ async fn server_serves_metrics_promtool_accepts_and_stops_on_sigterm() {
 fn every_documented_metric_is_served(metrics: &str) {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring");
     let mut used = std::collections::BTreeSet::new();
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(docs.join("salvor-dashboard.json")).unwrap())
+            .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() > 10);
+    for panel in panels {
+        assert!(!panel["targets"].as_array().unwrap().is_empty(), "{panel}");
+    }
     for file in ["salvor-dashboard.json", "salvor-alerts.yaml"] {
         let text = std::fs::read_to_string(docs.join(file)).unwrap();
         let mut rest = text.as_str();
