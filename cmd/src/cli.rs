@@ -51,7 +51,7 @@ pub enum LogFormat {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// etcd: offline snapshot inspection and live diagnosis.
+    /// etcd: offline inspection, live diagnosis, recovery.
     Etcd {
         /// etcd command.
         #[command(subcommand)]

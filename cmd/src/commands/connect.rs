@@ -1,5 +1,6 @@
-//! Flags for reaching a live etcd cluster (etcdctl's names), shared by the
-//! commands that talk to one.
+//! Flags for reaching a live etcd cluster for `diagnose` and `server` (etcdctl's
+//! names and defaults: dial timeout 2 s, command timeout 5 s). Passwords are kept
+//! in [`Secret`], which `Debug` never prints.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use etcd_tools::diagnose::{ConnectOptions, TlsOptions};
+
+use crate::cli::parse_duration;
 
 /// `--endpoints`, TLS, auth and timeouts.
 #[derive(Debug, Args)]
@@ -138,44 +141,9 @@ impl FromStr for UserArg {
     }
 }
 
-/// `1500ms`, `2s`, `1m`, `1h`, or plain seconds (`2`, `0.5`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: use e.g. 500ms, 2s, 1m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {text:?}: use ms, s, m or h"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("2x").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
 
     #[test]
     fn passwords_are_not_printed() {

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use etcd_tools::exporter::{ExporterConfig, serve};
 
-use super::connect::parse_duration;
 use super::diagnose::{DiagnoseArgs, runtime};
+use crate::cli::parse_duration;
 use crate::exit;
 
 /// `salvor server` flags.
