@@ -51,12 +51,15 @@ pub enum LogFormat {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// etcd: offline snapshot inspection.
+    /// etcd: offline inspection, live diagnosis, recovery.
     Etcd {
         /// etcd command.
         #[command(subcommand)]
         command: EtcdCommand,
     },
+    /// Serve the live diagnosis of an etcd cluster as Prometheus metrics (/metrics),
+    /// with /healthz and /readyz, re-checking on an interval.
+    Server(crate::commands::server::ServerArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -138,6 +141,11 @@ pub enum EtcdCommand {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Diagnose a live cluster: reachability, reads, leader and raft agreement,
+    /// membership, quota and fragmentation, alarms, HashKV, disk and network
+    /// latency from /metrics. Exit code 3 when any finding is an error, 4 when no
+    /// member answers.
+    Diagnose(crate::commands::diagnose::DiagnoseArgs),
 }
 
 /// How to read the file.

@@ -75,6 +75,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Etcd {
             command: EtcdCommand::Wal { command },
         } => commands::wal::run(command, cli.output),
+        Command::Etcd {
+            command: EtcdCommand::Diagnose(args),
+        } => commands::diagnose::run(&args, cli.output),
+        Command::Server(args) => commands::server::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "salvor", &mut std::io::stdout());
             Ok(exit::OK)

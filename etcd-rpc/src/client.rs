@@ -367,16 +367,22 @@ where
     outputs.into_iter().map(|(_, output)| output).collect()
 }
 
-/// Normalises an endpoint to a URL and applies the connection options to it.
-fn configure_endpoint(raw: &str, opts: &ConnectOptions) -> Result<(String, Endpoint), Error> {
+/// An endpoint as a URL: `host:port` gets `https://` when TLS is configured,
+/// else `http://`; a trailing `/` is dropped.
+pub(crate) fn endpoint_url(raw: &str, opts: &ConnectOptions) -> String {
     let trimmed = raw.trim().trim_end_matches('/');
-    let url = if trimmed.contains("://") {
+    if trimmed.contains("://") {
         trimmed.to_string()
     } else if opts.tls.is_some() {
         format!("https://{trimmed}")
     } else {
         format!("http://{trimmed}")
-    };
+    }
+}
+
+/// Normalises an endpoint to a URL and applies the connection options to it.
+fn configure_endpoint(raw: &str, opts: &ConnectOptions) -> Result<(String, Endpoint), Error> {
+    let url = endpoint_url(raw, opts);
     let invalid = |source| Error::InvalidEndpoint {
         endpoint: raw.to_string(),
         source,

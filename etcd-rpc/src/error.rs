@@ -239,6 +239,18 @@ pub enum Error {
     #[error("cannot write the snapshot")]
     SnapshotWrite(#[source] std::io::Error),
 
+    /// A plain HTTP request to a member's client URL (`/metrics`) failed.
+    #[error("GET {url}: {what}")]
+    Http {
+        /// The URL requested.
+        url: String,
+        /// What failed (connect, TLS, timeout, status, size).
+        what: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
     /// The server closed a stream in a way the protocol does not allow.
     #[error("{}: {reason}", short(method))]
     Protocol {

@@ -27,6 +27,7 @@
 mod api;
 mod client;
 mod error;
+pub mod http;
 pub mod proto;
 mod streams;
 

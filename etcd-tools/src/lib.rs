@@ -10,6 +10,8 @@
 pub mod check;
 pub mod dbedit;
 pub mod defrag;
+pub mod diagnose;
+pub mod exporter;
 pub mod objects;
 pub mod recover;
 pub mod restore;

@@ -2,12 +2,15 @@
 
 pub mod check;
 pub mod conn;
+pub mod connect;
+pub mod diagnose;
 pub mod objects;
 pub mod progress;
 pub mod recover;
 pub mod recovery;
 pub mod restore;
 pub mod save;
+pub mod server;
 pub mod snapshot;
 pub mod wal;
 
