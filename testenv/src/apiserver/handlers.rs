@@ -1,0 +1,532 @@
+//! HTTP: paths and verbs of the Kubernetes API mapped onto [`Api`], bearer-token auth,
+//! JSON bodies (size-capped), server-side `Table`s for `kubectl get`, and watches
+//! streamed from an etcd watch.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use etcd_rpc::proto::WatchCreateRequest;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::discovery::ApiResource;
+use super::meta;
+use super::objects::{Api, DeleteOptions, ListOptions, Part};
+use super::patch::PatchType;
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::storage::collection_prefix;
+
+/// Largest request body accepted (kube-apiserver's limit is 3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// What each request sees.
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    /// The API.
+    pub api: Arc<Api>,
+    /// Bearer token required, if any.
+    pub token: Option<String>,
+    /// `host:port` the server listens on.
+    pub address: String,
+}
+
+/// The router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error_response(error: &ApiError) -> Response {
+    let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &error.to_status())
+}
+
+/// The request's target after the version prefix.
+struct Target {
+    resource: Arc<ApiResource>,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+async fn dispatch(
+    State(state): State<HttpState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if let Some(token) = &state.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return error_response(&ApiError::unauthorized());
+        }
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return error_response(&if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(format!(
+                    "the request body is larger than {MAX_BODY_BYTES} bytes"
+                ))
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            });
+        }
+    };
+    match route(&state, &method, uri.path(), &query, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn route(
+    state: &HttpState,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let discovery = state.api.discovery();
+    let ok = |value: Value| Ok(json_response(StatusCode::OK, &value));
+    let (group, version, rest) = match segments.as_slice() {
+        ["version"] => return ok(state.api.profile.version_info()),
+        ["healthz" | "livez" | "readyz", ..] => {
+            return Ok((StatusCode::OK, "ok").into_response());
+        }
+        ["api"] => return ok(discovery.api_versions(&state.address)),
+        ["apis"] => return ok(discovery.api_group_list()),
+        ["apis", group] => {
+            return discovery
+                .api_group(group)
+                .map_or_else(|| Err(ApiError::path_not_found(path)), ok);
+        }
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Err(ApiError::path_not_found(path)),
+    };
+    if rest.is_empty() {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(format!(
+                "{method} is not allowed on {path}"
+            )));
+        }
+        return discovery
+            .resource_list(group, version)
+            .map_or_else(|| Err(ApiError::path_not_found(path)), ok);
+    }
+    let lookup = |resource: &str| discovery.get(group, version, resource);
+    let not_found = || ApiError::path_not_found(path);
+    let target = match rest {
+        ["namespaces", namespace, resource, tail @ ..]
+            if lookup(resource).is_some_and(|r| r.namespaced) =>
+        {
+            let resource = lookup(resource).ok_or_else(not_found)?;
+            Target {
+                resource,
+                namespace: Some(namespace.to_string()),
+                name: tail.first().map(|s| s.to_string()),
+                subresource: match tail {
+                    [_] | [] => None,
+                    [_, sub] => Some(sub.to_string()),
+                    _ => return Err(not_found()),
+                },
+            }
+        }
+        [resource, tail @ ..] => {
+            let resource = lookup(resource).ok_or_else(not_found)?;
+            if resource.namespaced && !tail.is_empty() {
+                return Err(not_found());
+            }
+            Target {
+                resource,
+                namespace: None,
+                name: tail.first().map(|s| s.to_string()),
+                subresource: match tail {
+                    [_] | [] => None,
+                    [_, sub] => Some(sub.to_string()),
+                    _ => return Err(not_found()),
+                },
+            }
+        }
+        [] => return Err(not_found()),
+    };
+    serve(state, method, query, headers, body, target).await
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the request needs a body"));
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {error}"
+        ))
+    })
+}
+
+fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("") => 0,
+        Some(text) => text
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {text:?}")))?,
+    };
+    Ok(ListOptions {
+        labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?,
+        limit,
+        continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
+        resource_version: query.get("resourceVersion").cloned(),
+        resource_version_match: query
+            .get("resourceVersionMatch")
+            .filter(|c| !c.is_empty())
+            .cloned(),
+    })
+}
+
+fn delete_options(
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<DeleteOptions, ApiError> {
+    let mut options = DeleteOptions {
+        propagation: query.get("propagationPolicy").cloned(),
+        ..DeleteOptions::default()
+    };
+    if !body.is_empty() {
+        let body = parse_body(body)?;
+        if let Some(policy) = body.get("propagationPolicy").and_then(Value::as_str) {
+            options.propagation = Some(policy.to_string());
+        }
+        if body.get("orphanDependents") == Some(&Value::Bool(true)) {
+            options.propagation = Some("Orphan".into());
+        }
+        let preconditions = body.get("preconditions");
+        options.uid = preconditions
+            .and_then(|p| p.get("uid"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        options.resource_version = preconditions
+            .and_then(|p| p.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    if let Some(policy) = &options.propagation
+        && !matches!(policy.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown propagationPolicy {policy:?}"
+        )));
+    }
+    Ok(options)
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("as=Table"))
+}
+
+/// A server-side `Table` (what `kubectl get` asks for): NAME and AGE columns, the full
+/// object in each row.
+fn table(resource: &ApiResource, value: &Value) -> Value {
+    let items: Vec<&Value> = match value.get("items").and_then(Value::as_array) {
+        Some(items) => items.iter().collect(),
+        None => vec![value],
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let age = meta::meta_str(item, "creationTimestamp")
+                .and_then(meta::parse_rfc3339)
+                .map_or_else(
+                    || "<unknown>".to_string(),
+                    |t| human_age(now.saturating_sub(t)),
+                );
+            json!({
+                "cells": [meta::name(item).unwrap_or(""), age],
+                "object": item,
+            })
+        })
+        .collect();
+    let mut metadata = json!({"resourceVersion": value["metadata"]["resourceVersion"]});
+    if let Some(token) = value["metadata"].get("continue") {
+        metadata["continue"] = token.clone();
+    }
+    if let Some(count) = value["metadata"].get("remainingItemCount") {
+        metadata["remainingItemCount"] = count.clone();
+    }
+    let _ = resource;
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0},
+            {"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0},
+        ],
+        "rows": rows,
+    })
+}
+
+/// `kubectl`'s short ages: `45s`, `12m`, `5h`, `3d`.
+fn human_age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+async fn serve(
+    state: &HttpState,
+    method: &Method,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+    target: Target,
+) -> Result<Response, ApiError> {
+    let api = &state.api;
+    let resource = &target.resource;
+    let namespace = target.namespace.as_deref();
+    let part = match target.subresource.as_deref() {
+        None => Part::Main,
+        Some("status") if resource.status_subresource => Part::Status,
+        Some(other) => {
+            return Err(ApiError::path_not_found(&format!(
+                "{}/{other}",
+                resource.resource
+            )));
+        }
+    };
+    let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+    if dry_run && *method != Method::GET {
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by this server",
+        ));
+    }
+    let present = |value: Value| {
+        if wants_table(headers) {
+            table(resource, &value)
+        } else {
+            value
+        }
+    };
+    let respond = |code: StatusCode, value: Value| Ok(json_response(code, &value));
+    match (method.clone(), target.name.as_deref()) {
+        (Method::GET, None) => {
+            let options = list_options(query)?;
+            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                return watch(
+                    state,
+                    resource.clone(),
+                    target.namespace.clone(),
+                    options,
+                    query,
+                )
+                .await;
+            }
+            respond(
+                StatusCode::OK,
+                present(api.list(resource, namespace, &options).await?),
+            )
+        }
+        (Method::POST, None) => {
+            let created = api.create(resource, namespace, parse_body(&body)?).await?;
+            respond(StatusCode::CREATED, created)
+        }
+        (Method::DELETE, None) => {
+            let options = list_options(query)?;
+            let delete = delete_options(query, &body)?;
+            respond(
+                StatusCode::OK,
+                api.delete_collection(resource, namespace, &options, &delete)
+                    .await?,
+            )
+        }
+        (Method::GET, Some(name)) => respond(
+            StatusCode::OK,
+            present(api.get(resource, namespace, name).await?),
+        ),
+        (Method::PUT, Some(name)) => respond(
+            StatusCode::OK,
+            api.update(resource, namespace, name, parse_body(&body)?, part)
+                .await?,
+        ),
+        (Method::PATCH, Some(name)) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let patch_type = PatchType::from_content_type(content_type)?;
+            let patch = parse_body(&body)?;
+            respond(
+                StatusCode::OK,
+                api.patch(resource, namespace, name, patch_type, &patch, part)
+                    .await?,
+            )
+        }
+        (Method::DELETE, Some(name)) => {
+            let options = delete_options(query, &body)?;
+            respond(
+                StatusCode::OK,
+                api.delete(resource, namespace, name, &options).await?,
+            )
+        }
+        (method, _) => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on {}",
+            resource.resource
+        ))),
+    }
+}
+
+/// A watch: optional synthetic ADDED events for what exists (no resourceVersion or
+/// `0`), then the changes etcd reports after that revision, as newline-delimited
+/// `WatchEvent`s, until `timeoutSeconds` (at most 30 minutes) or the client leaves.
+async fn watch(
+    state: &HttpState,
+    resource: Arc<ApiResource>,
+    namespace: Option<String>,
+    options: ListOptions,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let api = state.api.clone();
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800)
+        .min(1800);
+    let mut initial = Vec::new();
+    let start = match options.resource_version.as_deref() {
+        None | Some("") | Some("0") => {
+            let mut list_options = options.clone();
+            list_options.limit = 0;
+            list_options.continue_token = None;
+            list_options.resource_version = None;
+            list_options.resource_version_match = None;
+            let list = api
+                .list(&resource, namespace.as_deref(), &list_options)
+                .await?;
+            for item in list["items"].as_array().cloned().unwrap_or_default() {
+                initial.push(json!({"type": "ADDED", "object": item}));
+            }
+            list["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|rv| rv.parse::<i64>().ok())
+                .unwrap_or(0)
+        }
+        Some(rv) => rv
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?,
+    };
+    let prefix = collection_prefix(&resource, namespace.as_deref());
+    let mut watcher = api
+        .store
+        .client()
+        .watch(WatchCreateRequest {
+            key: prefix.as_bytes().to_vec(),
+            range_end: etcd_rpc::prefix_range_end(prefix.as_bytes()),
+            start_revision: start + 1,
+            prev_kv: true,
+            ..Default::default()
+        })
+        .await?;
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let line = |event: &Value| {
+        let mut bytes = serde_json::to_vec(event).unwrap_or_default();
+        bytes.push(b'\n');
+        Ok(Bytes::from(bytes))
+    };
+    tokio::spawn(async move {
+        for event in &initial {
+            if sender.send(line(event)).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+        tokio::pin!(deadline);
+        loop {
+            let message = tokio::select! {
+                _ = &mut deadline => break,
+                _ = sender.closed() => break,
+                message = watcher.message() => message,
+            };
+            let Ok(Some(response)) = message else { break };
+            if response.compact_revision > 0 || response.canceled {
+                let gone = ApiError::gone(format!(
+                    "too old resource version: {start} ({})",
+                    response.compact_revision
+                ));
+                let _ = sender
+                    .send(line(&json!({"type": "ERROR", "object": gone.to_status()})))
+                    .await;
+                break;
+            }
+            for event in response.events {
+                let deleted = event.r#type == etcd_rpc::EventType::Delete as i32;
+                let (kv, kind) = match (&event.kv, &event.prev_kv, deleted) {
+                    (_, Some(prev), true) => (prev, "DELETED"),
+                    (Some(kv), _, false) if kv.create_revision == kv.mod_revision => (kv, "ADDED"),
+                    (Some(kv), _, false) => (kv, "MODIFIED"),
+                    _ => continue,
+                };
+                let Ok(object) = api.store.decode(&kv.key, &kv.value) else {
+                    continue;
+                };
+                if !options.labels.matches(&object) || !options.fields.matches(&object) {
+                    continue;
+                }
+                let revision = event
+                    .kv
+                    .as_ref()
+                    .map_or(kv.mod_revision, |k| k.mod_revision);
+                let object = api.present(&resource, object, revision);
+                if sender
+                    .send(line(&json!({"type": kind, "object": object})))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let _ = watcher.cancel().await;
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
