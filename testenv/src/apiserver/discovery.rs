@@ -408,6 +408,126 @@ impl Discovery {
     }
 }
 
+/// FNV-1a, for the `hash` of OpenAPI v3 URLs (clients cache by URL).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn openapi_path_key(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+impl Discovery {
+    /// `/openapi/v3`: one entry per group version. kubectl reads it to learn that the
+    /// server validates fields itself (`fieldValidation`), so it does not need schemas.
+    pub fn openapi_v3_root(&self) -> Value {
+        let mut paths = serde_json::Map::new();
+        for (group, version) in self.resources.keys() {
+            let key = openapi_path_key(group, version);
+            let hash = self
+                .resource_list(group, version)
+                .map(|doc| fnv1a(doc.to_string().as_bytes()))
+                .unwrap_or(0);
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash:016X}")}),
+            );
+        }
+        json!({"paths": paths})
+    }
+
+    /// `/openapi/v3/apis/<group>/<version>`: the operations of every resource (with the
+    /// `x-kubernetes-group-version-kind` and `fieldValidation` kubectl looks for); object
+    /// schemas are open (`x-kubernetes-preserve-unknown-fields`).
+    pub fn openapi_v3_group_version(
+        &self,
+        group: &str,
+        version: &str,
+        server_version: &str,
+    ) -> Option<Value> {
+        let list = self
+            .resources
+            .get(&(group.to_string(), version.to_string()))?;
+        let base = format!("/{}", openapi_path_key(group, version));
+        let mut paths = serde_json::Map::new();
+        let mut schemas = serde_json::Map::new();
+        let query = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+        for r in list {
+            let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+            let schema_name = format!(
+                "{}.{}.{}",
+                if r.group.is_empty() { "core" } else { &r.group },
+                r.version,
+                r.kind
+            );
+            schemas.insert(
+                schema_name.clone(),
+                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                       "x-kubernetes-group-version-kind": [gvk]}),
+            );
+            let body = json!({"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema_name}")}}}});
+            let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema_name}")}}}}});
+            let operation = |action: &str, params: Vec<Value>, with_body: bool| {
+                let mut op = json!({
+                    "operationId": format!("{action}{}", r.kind),
+                    "x-kubernetes-action": action,
+                    "x-kubernetes-group-version-kind": gvk,
+                    "parameters": params,
+                    "responses": ok,
+                });
+                if with_body {
+                    op["requestBody"] = body.clone();
+                }
+                op
+            };
+            let write_params = vec![
+                query("dryRun"),
+                query("fieldManager"),
+                query("fieldValidation"),
+            ];
+            let collection = if r.namespaced {
+                format!("{base}/namespaces/{{namespace}}/{}", r.resource)
+            } else {
+                format!("{base}/{}", r.resource)
+            };
+            let mut path_params = vec![
+                json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}}),
+            ];
+            if r.namespaced {
+                path_params.push(json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}}));
+            }
+            paths.insert(collection.clone(), json!({
+                "get": operation("list", vec![query("labelSelector"), query("fieldSelector"), query("limit"), query("continue"), query("resourceVersion"), query("resourceVersionMatch"), query("watch")], false),
+                "post": operation("post", write_params.clone(), true),
+                "delete": operation("deletecollection", vec![query("labelSelector")], false),
+            }));
+            let item = json!({
+                "get": operation("get", vec![], false),
+                "put": operation("put", write_params.clone(), true),
+                "patch": operation("patch", write_params.clone(), true),
+                "delete": operation("delete", vec![query("propagationPolicy")], false),
+                "parameters": path_params,
+            });
+            paths.insert(format!("{collection}/{{name}}"), item.clone());
+            if r.status_subresource {
+                paths.insert(format!("{collection}/{{name}}/status"), item);
+            }
+        }
+        Some(json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": server_version},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,17 @@ async fn route(
             return Ok((StatusCode::OK, "ok").into_response());
         }
         ["api"] => return ok(discovery.api_versions(&state.address)),
+        ["openapi", "v3"] => return ok(discovery.openapi_v3_root()),
+        ["openapi", "v3", "api", version] => {
+            return discovery
+                .openapi_v3_group_version("", version, state.api.profile.git_version)
+                .map_or_else(|| Err(ApiError::path_not_found(path)), ok);
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            return discovery
+                .openapi_v3_group_version(group, version, state.api.profile.git_version)
+                .map_or_else(|| Err(ApiError::path_not_found(path)), ok);
+        }
         ["apis"] => return ok(discovery.api_group_list()),
         ["apis", group] => {
             return discovery
@@ -179,6 +190,36 @@ async fn route(
     serve(state, method, query, headers, body, target).await
 }
 
+/// The request body as JSON: JSON itself, or Kubernetes protobuf (`k8s\0` + the
+/// `runtime.Unknown` envelope, what typed clients such as `kubectl create configmap`
+/// send), decoded with the storage codec.
+fn parse_body_as(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return parse_body(body);
+    }
+    match snapshot_format::k8s::decode_storage_value(body) {
+        Ok(snapshot_format::k8s::StoredObject::Decoded(decoded)) if decoded.issues.is_empty() => {
+            Ok(decoded.object)
+        }
+        Ok(snapshot_format::k8s::StoredObject::Decoded(decoded)) => {
+            Err(ApiError::bad_request(format!(
+                "the protobuf body has data this server cannot read: {:?}",
+                decoded.issues
+            )))
+        }
+        Ok(_) => Err(ApiError::bad_request(
+            "the body is not a Kubernetes protobuf object",
+        )),
+        Err(error) => Err(ApiError::bad_request(format!(
+            "the protobuf body cannot be decoded: {error}"
+        ))),
+    }
+}
+
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("the request needs a body"));
@@ -212,6 +253,7 @@ fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError
 
 fn delete_options(
     query: &HashMap<String, String>,
+    headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<DeleteOptions, ApiError> {
     let mut options = DeleteOptions {
@@ -219,7 +261,7 @@ fn delete_options(
         ..DeleteOptions::default()
     };
     if !body.is_empty() {
-        let body = parse_body(body)?;
+        let body = parse_body_as(headers, body)?;
         if let Some(policy) = body.get("propagationPolicy").and_then(Value::as_str) {
             options.propagation = Some(policy.to_string());
         }
@@ -362,12 +404,14 @@ async fn serve(
             )
         }
         (Method::POST, None) => {
-            let created = api.create(resource, namespace, parse_body(&body)?).await?;
+            let created = api
+                .create(resource, namespace, parse_body_as(headers, &body)?)
+                .await?;
             respond(StatusCode::CREATED, created)
         }
         (Method::DELETE, None) => {
             let options = list_options(query)?;
-            let delete = delete_options(query, &body)?;
+            let delete = delete_options(query, headers, &body)?;
             respond(
                 StatusCode::OK,
                 api.delete_collection(resource, namespace, &options, &delete)
@@ -380,8 +424,14 @@ async fn serve(
         ),
         (Method::PUT, Some(name)) => respond(
             StatusCode::OK,
-            api.update(resource, namespace, name, parse_body(&body)?, part)
-                .await?,
+            api.update(
+                resource,
+                namespace,
+                name,
+                parse_body_as(headers, &body)?,
+                part,
+            )
+            .await?,
         ),
         (Method::PATCH, Some(name)) => {
             let content_type = headers
@@ -397,7 +447,7 @@ async fn serve(
             )
         }
         (Method::DELETE, Some(name)) => {
-            let options = delete_options(query, &body)?;
+            let options = delete_options(query, headers, &body)?;
             respond(
                 StatusCode::OK,
                 api.delete(resource, namespace, name, &options).await?,

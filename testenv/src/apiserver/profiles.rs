@@ -23,11 +23,11 @@ pub struct Profile {
     pub provisioner: &'static str,
 }
 
-/// A recent cluster (Kubernetes 1.32 like `kubectl` here): GA APIs only, a CSI default
+/// A recent cluster (Kubernetes 1.34): GA APIs only, a CSI default
 /// StorageClass.
 pub const NEWER: Profile = Profile {
     name: "newer",
-    git_version: "v1.32.3-testenv",
+    git_version: "v1.34.1-testenv",
     extra_versions: &[],
     hidden_groups: &[],
     hidden_resources: &[],
