@@ -341,6 +341,12 @@ impl Api {
                         "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
                     ));
                 }
+                let current = self.store.revision().await?;
+                if revision > current {
+                    return Err(ApiError::timeout(format!(
+                        "Too large resource version: {revision}, current: {current}"
+                    )));
+                }
                 Ok(revision)
             }
             (rv, "NotOlderThan" | "") => {
@@ -797,6 +803,12 @@ impl Api {
             }
             self.after_delete(resource, namespace, name, &object, None)
                 .await;
+            if let Some(namespace) = namespace {
+                // The namespace may have waited for this object.
+                let _ = self
+                    .background
+                    .send(Background::Namespace(namespace.to_string()));
+            }
             return Ok(self.present(resource, object, expected));
         }
         let bytes = self.store.encode(resource, &key, &object)?;
@@ -1096,32 +1108,69 @@ impl Api {
         Ok(())
     }
 
-    /// The namespace controller's work: delete the namespace's objects, then it.
+    /// The namespace controller's work: delete the namespace's objects, then it. Objects
+    /// with finalizers are only marked deleted; the namespace stays `Terminating` until
+    /// the last of them goes (removing a finalizer triggers another pass).
     async fn finish_namespace(&self, name: &str) -> Result<(), ApiError> {
-        for resource in self.discovery().storage_resources() {
+        let discovery = self.discovery();
+        let Some(namespaces) = discovery.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        let key = object_key(&namespaces, None, name)?;
+        let Some(current) = self.store.get(&key).await? else {
+            return Ok(());
+        };
+        if meta::at_path(&current.object, "metadata.deletionTimestamp").is_none() {
+            return Ok(());
+        }
+        let mut remaining = 0;
+        for resource in discovery.storage_resources() {
             if !resource.namespaced {
                 continue;
             }
-            if resource.group.is_empty() && resource.resource == "services" {
-                let prefix = collection_prefix(&resource, Some(name));
-                let end = etcd_rpc::prefix_range_end(prefix.as_bytes());
-                for item in self.store.range(prefix.as_bytes(), &end, 0, 0).await?.items {
-                    self.allocator.release(&owner_key(
+            let prefix = collection_prefix(&resource, Some(name));
+            let end = etcd_rpc::prefix_range_end(prefix.as_bytes());
+            let items = self.store.range(prefix.as_bytes(), &end, 0, 0).await?.items;
+            if items.is_empty() {
+                continue;
+            }
+            let held = |item: &StoredItem| {
+                meta::at_path(&item.object, "metadata.finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty())
+            };
+            if !items.iter().any(held) {
+                if resource.group.is_empty() && resource.resource == "services" {
+                    for item in &items {
+                        self.allocator.release(&owner_key(
+                            Some(name),
+                            meta::name(&item.object).unwrap_or(""),
+                        ));
+                    }
+                }
+                self.store.delete_prefix(&prefix).await?;
+                continue;
+            }
+            for item in items {
+                remaining += usize::from(held(&item));
+                let object_name = meta::name(&item.object).unwrap_or("").to_string();
+                match self
+                    .delete(
+                        &resource,
                         Some(name),
-                        meta::name(&item.object).unwrap_or(""),
-                    ));
+                        &object_name,
+                        &DeleteOptions::default(),
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(error) if error.code == 404 => {}
+                    Err(error) => return Err(error),
                 }
             }
-            self.store
-                .delete_prefix(&collection_prefix(&resource, Some(name)))
-                .await?;
         }
-        let discovery = self.discovery();
-        if let Some(namespaces) = discovery.get("", "v1", "namespaces") {
-            let key = object_key(&namespaces, None, name)?;
-            if let Some(current) = self.store.get(&key).await? {
-                self.store.delete(&key, current.mod_revision).await?;
-            }
+        if remaining == 0 {
+            self.store.delete(&key, current.mod_revision).await?;
         }
         Ok(())
     }
