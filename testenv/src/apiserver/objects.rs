@@ -80,6 +80,9 @@ pub struct Api {
     pub(crate) profile: &'static Profile,
     pub(crate) allocator: Allocator,
     pub(crate) background: mpsc::UnboundedSender<Background>,
+    /// uids named in some object's ownerReferences: only their deletion needs a
+    /// garbage-collection scan.
+    pub(crate) owners: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -161,6 +164,7 @@ impl Api {
             profile,
             allocator: Allocator::default(),
             background,
+            owners: Default::default(),
         });
         (api, receiver)
     }
@@ -546,6 +550,7 @@ impl Api {
         let stored = self.store.decode(key.as_bytes(), &bytes)?;
         match self.store.create(&key, bytes).await {
             Ok(Some(revision)) => {
+                self.note_owners(&stored);
                 self.after_create(resource, &stored).await;
                 Ok(self.present(resource, stored, revision))
             }
@@ -822,6 +827,7 @@ impl Api {
                 if resource.group == "apiextensions.k8s.io" {
                     crd::register(&mut self.discovery_mut(), &stored);
                 }
+                self.note_owners(&stored);
                 Ok(self.present(resource, stored, revision))
             }
             None => Err(ApiError::conflict(
@@ -991,12 +997,34 @@ impl Api {
             let _ = self.store.delete_prefix(&prefix).await;
             self.discovery_mut().remove(&group, &plural);
         }
-        if let Some(uid) = meta::uid(object) {
+        let owns = meta::uid(object).is_some_and(|uid| {
+            self.owners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(uid)
+        });
+        if owns && let Some(uid) = meta::uid(object) {
             let _ = self.background.send(Background::Dependents {
                 uid: uid.to_string(),
                 namespace: namespace.map(str::to_string),
                 orphan: propagation == Some("Orphan"),
             });
+        }
+    }
+
+    /// Records the owners `object` refers to.
+    fn note_owners(&self, object: &Value) {
+        let Some(refs) =
+            meta::at_path(object, "metadata.ownerReferences").and_then(Value::as_array)
+        else {
+            return;
+        };
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        for uid in refs
+            .iter()
+            .filter_map(|r| r.get("uid").and_then(Value::as_str))
+        {
+            owners.insert(uid.to_string());
         }
     }
 
@@ -1179,6 +1207,24 @@ impl Api {
     /// (a restart over an etcd that already has a cluster).
     pub async fn load_existing(&self) -> Result<(), ApiError> {
         let discovery = self.discovery();
+        for resource in discovery.storage_resources() {
+            let prefix = collection_prefix(&resource, None);
+            let end = etcd_rpc::prefix_range_end(prefix.as_bytes());
+            let mut start = prefix.into_bytes();
+            loop {
+                let page = self.store.range(&start, &end, 0, 1000).await?;
+                for item in &page.items {
+                    self.note_owners(&item.object);
+                }
+                match (page.more, page.items.last()) {
+                    (true, Some(last)) => {
+                        start = last.key.clone();
+                        start.push(0);
+                    }
+                    _ => break,
+                }
+            }
+        }
         if let Some(services) = discovery.get("", "v1", "services") {
             let prefix = collection_prefix(&services, None);
             let end = etcd_rpc::prefix_range_end(prefix.as_bytes());
