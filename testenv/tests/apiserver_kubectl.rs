@@ -516,3 +516,79 @@ async fn kubectl_drives_the_api_server() {
         .expect("the kubectl test finished within 240 s");
     cluster.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_up_serves_kubectl_until_interrupted() {
+    let binary = kubectl_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut up = tokio::process::Command::new(env!("CARGO_BIN_EXE_testenv"))
+        .args([
+            "cluster",
+            "up",
+            "--profile",
+            "older",
+            "--workload",
+            "300",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("testenv runs");
+    let test = async {
+        // The kubeconfig appears once the server is ready, with the JSON line on stdout.
+        let mut stdout = tokio::io::BufReader::new(up.stdout.take().unwrap());
+        let mut line = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line)
+            .await
+            .unwrap();
+        let description: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(description["profile"], "older");
+        assert!(kubeconfig.exists());
+        let kubectl = Kubectl {
+            binary,
+            kubeconfig: kubeconfig.clone(),
+            home: dir.path().to_path_buf(),
+        };
+        let version: Value =
+            serde_json::from_str(&kubectl.ok(&["version", "-o", "json"]).await).unwrap();
+        assert_eq!(version["serverVersion"]["gitVersion"], "v1.24.17-testenv");
+        let pods = kubectl.ok(&["get", "pods", "-A", "-o", "name"]).await;
+        assert!(pods.lines().count() >= 3, "{pods}");
+        let sc = kubectl.ok(&["get", "storageclass", "-o", "name"]).await;
+        assert!(sc.contains("storageclass.storage.k8s.io/standard"), "{sc}");
+        let rows = table_rows(
+            &kubectl
+                .ok(&["api-resources", "--api-group", "policy"])
+                .await,
+        );
+        assert!(rows.iter().any(|r| r[2] == "policy/v1"), "{rows:?}");
+        let owned = kubectl
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                "app-000",
+                "-o",
+                "jsonpath={.items[0].metadata.ownerReferences[0].kind}",
+            ])
+            .await;
+        assert_eq!(owned, "ReplicaSet");
+        // SIGINT: the command stops etcd and the server and removes the kubeconfig.
+        let pid = up.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = up.wait().await.unwrap();
+        assert!(exit.success(), "{exit:?}");
+        assert!(!kubeconfig.exists());
+    };
+    tokio::time::timeout(Duration::from_secs(120), test)
+        .await
+        .expect("finished within 120 s");
+}
