@@ -68,7 +68,7 @@ async fn dispatch(
     State(state): State<HttpState>,
     method: Method,
     uri: Uri,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -81,6 +81,12 @@ async fn dispatch(
             return error_response(&ApiError::unauthorized());
         }
     }
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return error_response(&ApiError::bad_request(rejection.body_text()));
+        }
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {

@@ -195,14 +195,37 @@ pub fn json_patch(document: &mut Value, operations: &Value) -> Result<(), ApiErr
     Ok(())
 }
 
+/// Drops strategic-merge-patch directives (`$setElementOrder/…`, `$retainKeys`,
+/// `$deleteFromPrimitiveList/…`, `$patch`), which a plain merge cannot honour.
+fn strip_directives(patch: &Value) -> Value {
+    match patch {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(key, _)| !key.starts_with('$'))
+                .map(|(key, value)| (key.clone(), strip_directives(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_directives).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Applies `patch` to `object`.
 pub fn apply_patch(kind: PatchType, mut object: Value, patch: &Value) -> Result<Value, ApiError> {
     match kind {
-        PatchType::Merge | PatchType::Strategic => {
+        PatchType::Merge => {
             if !patch.is_object() {
                 return Err(ApiError::bad_request("a merge patch must be a JSON object"));
             }
             merge_patch(&mut object, patch);
+        }
+        PatchType::Strategic => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(
+                    "a strategic merge patch must be a JSON object",
+                ));
+            }
+            merge_patch(&mut object, &strip_directives(patch));
         }
         PatchType::Json => json_patch(&mut object, patch)?,
     }
