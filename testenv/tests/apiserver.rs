@@ -527,3 +527,33 @@ async fn tokens_are_required_and_profiles_differ() {
     older.stop().await.unwrap();
     newer.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_over_the_same_etcd_knows_crds_allocations_and_owners() {
+    let cluster = cluster().await;
+    let c = client(cluster.server(), None);
+    bounded(async {
+        expect(&c, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(gadget_crd()), 201).await;
+        let owner = expect(&c, "POST", "/apis/example.com/v1/namespaces/default/gadgets", Some(json!({"metadata": {"name": "owner"}})), 201).await;
+        let refs = json!([{"apiVersion": "example.com/v1", "kind": "Gadget", "name": "owner", "uid": owner["metadata"]["uid"]}]);
+        expect(&c, "POST", "/api/v1/namespaces/default/configmaps", Some(json!({"metadata": {"name": "owned", "ownerReferences": refs}})), 201).await;
+        let service = json!({"metadata": {"name": "one"}, "spec": {"ports": [{"port": 80}]}});
+        let one = expect(&c, "POST", "/api/v1/namespaces/default/services", Some(service), 201).await;
+
+        let second = testenv::apiserver::ApiServer::start(cluster.etcd().client().await.unwrap(), ApiServerOptions::default())
+            .await
+            .unwrap();
+        let c2 = client(&second, None);
+        expect(&c2, "GET", "/apis/example.com/v1/namespaces/default/gadgets/owner", None, 200).await;
+        let taken = json!({"metadata": {"name": "two"}, "spec": {"clusterIP": one["spec"]["clusterIP"], "ports": [{"port": 80}]}});
+        expect_status(&c2, "POST", "/api/v1/namespaces/default/services", Some(taken), 422, "Invalid").await;
+        expect(&c2, "DELETE", "/apis/example.com/v1/namespaces/default/gadgets/owner", None, 200).await;
+        eventually("the owned ConfigMap is collected by the second server", || async {
+            call(&c2, "GET", "/api/v1/namespaces/default/configmaps/owned", None).await.0 == 404
+        })
+        .await;
+        second.shutdown().await;
+    })
+    .await;
+    cluster.stop().await.unwrap();
+}

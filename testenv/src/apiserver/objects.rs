@@ -1207,24 +1207,6 @@ impl Api {
     /// (a restart over an etcd that already has a cluster).
     pub async fn load_existing(&self) -> Result<(), ApiError> {
         let discovery = self.discovery();
-        for resource in discovery.storage_resources() {
-            let prefix = collection_prefix(&resource, None);
-            let end = etcd_rpc::prefix_range_end(prefix.as_bytes());
-            let mut start = prefix.into_bytes();
-            loop {
-                let page = self.store.range(&start, &end, 0, 1000).await?;
-                for item in &page.items {
-                    self.note_owners(&item.object);
-                }
-                match (page.more, page.items.last()) {
-                    (true, Some(last)) => {
-                        start = last.key.clone();
-                        start.push(0);
-                    }
-                    _ => break,
-                }
-            }
-        }
         if let Some(services) = discovery.get("", "v1", "services") {
             let prefix = collection_prefix(&services, None);
             let end = etcd_rpc::prefix_range_end(prefix.as_bytes());
@@ -1242,6 +1224,25 @@ impl Api {
             let end = etcd_rpc::prefix_range_end(prefix.as_bytes());
             for item in self.store.range(prefix.as_bytes(), &end, 0, 0).await?.items {
                 crd::register(&mut self.discovery_mut(), &item.object);
+            }
+        }
+        // With the CRDs registered, custom resources' owner references count too.
+        for resource in self.discovery().storage_resources() {
+            let prefix = collection_prefix(&resource, None);
+            let end = etcd_rpc::prefix_range_end(prefix.as_bytes());
+            let mut start = prefix.into_bytes();
+            loop {
+                let page = self.store.range(&start, &end, 0, 1000).await?;
+                for item in &page.items {
+                    self.note_owners(&item.object);
+                }
+                match (page.more, page.items.last()) {
+                    (true, Some(last)) => {
+                        start = last.key.clone();
+                        start.push(0);
+                    }
+                    _ => break,
+                }
             }
         }
         Ok(())
