@@ -442,6 +442,64 @@ async fn kubectl_drives_the_api_server() {
             (Some(6), Some(2))
         );
 
+        // apply (strategic merge patches merge containers by name), scale, label.
+        let applied = dir.path().join("applied.yaml");
+        let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: applied, namespace: shop}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: applied}}\n  template:\n    metadata: {labels: {app: applied}}\n    spec:\n      containers: [{name: web, image: \"nginx:1.27\"}, {name: side, image: busybox}]\n";
+        std::fs::write(&applied, manifest).unwrap();
+        let out = kubectl.run_with_input(&["apply"], Some(&applied)).await;
+        assert_eq!(
+            out.stdout.trim(),
+            "deployment.apps/applied created",
+            "{}",
+            out.stderr
+        );
+        std::fs::write(
+            &applied,
+            manifest
+                .replace("replicas: 1", "replicas: 3")
+                .replace("image: busybox", "image: \"busybox:1.36\""),
+        )
+        .unwrap();
+        let out = kubectl.run_with_input(&["apply"], Some(&applied)).await;
+        assert_eq!(
+            out.stdout.trim(),
+            "deployment.apps/applied configured",
+            "{}",
+            out.stderr
+        );
+        let images = kubectl
+            .ok(&[
+                "get",
+                "deploy",
+                "applied",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.spec.replicas} {.spec.template.spec.containers[*].image}",
+            ])
+            .await;
+        assert_eq!(images, "3 nginx:1.27 busybox:1.36");
+        let out = kubectl
+            .ok(&["scale", "deploy", "applied", "-n", "shop", "--replicas=2"])
+            .await;
+        assert_eq!(out.trim(), "deployment.apps/applied scaled");
+        let out = kubectl
+            .ok(&["label", "deploy", "applied", "-n", "shop", "tier=web"])
+            .await;
+        assert_eq!(out.trim(), "deployment.apps/applied labeled");
+        let state = kubectl
+            .ok(&[
+                "get",
+                "deploy",
+                "applied",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.spec.replicas} {.metadata.labels.tier} {.metadata.generation}",
+            ])
+            .await;
+        assert_eq!(state, "2 web 3");
+
         // Errors as kube-apiserver words them.
         let out = kubectl
             .run(&["create", "configmap", "Bad_Name", "-n", "shop"])

@@ -152,6 +152,14 @@ fn has_status(group: &str, resource: &str) -> bool {
     )
 }
 
+/// Built-in resources with a `scale` subresource (`autoscaling/v1` Scale).
+pub fn has_scale(group: &str, resource: &str) -> bool {
+    matches!(
+        (group, resource),
+        ("apps", "deployments" | "replicasets" | "statefulsets") | ("", "replicationcontrollers")
+    )
+}
+
 /// Stored as JSON by kube-apiserver.
 pub fn json_stored_group(group: &str) -> bool {
     matches!(group, "apiextensions.k8s.io" | "apiregistration.k8s.io")
@@ -389,6 +397,17 @@ impl Discovery {
                 entry["categories"] = json!(r.categories);
             }
             resources.push(entry);
+            if !r.custom && has_scale(&r.group, &r.resource) {
+                resources.push(json!({
+                    "name": format!("{}/scale", r.resource),
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }));
+            }
             if r.status_subresource {
                 resources.push(json!({
                     "name": format!("{}/status", r.resource),

@@ -367,6 +367,36 @@ async fn serve(
     let api = &state.api;
     let resource = &target.resource;
     let namespace = target.namespace.as_deref();
+    if target.subresource.as_deref() == Some("scale")
+        && !resource.custom
+        && super::discovery::has_scale(&resource.group, &resource.resource)
+    {
+        let name = target.name.as_deref().unwrap_or("");
+        let scale = match method.clone() {
+            Method::GET => api.get_scale(resource, namespace, name).await?,
+            Method::PUT => {
+                api.update_scale(resource, namespace, name, &parse_body_as(headers, &body)?)
+                    .await?
+            }
+            Method::PATCH => {
+                let content_type = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let patch_type = PatchType::from_content_type(content_type)?;
+                let current = api.get_scale(resource, namespace, name).await?;
+                let wanted = super::patch::apply_patch(patch_type, current, &parse_body(&body)?)?;
+                api.update_scale(resource, namespace, name, &wanted).await?
+            }
+            other => {
+                return Err(ApiError::method_not_allowed(format!(
+                    "{other} is not supported on {}/scale",
+                    resource.resource
+                )));
+            }
+        };
+        return Ok(json_response(StatusCode::OK, &scale));
+    }
     let part = match target.subresource.as_deref() {
         None => Part::Main,
         Some("status") if resource.status_subresource => Part::Status,

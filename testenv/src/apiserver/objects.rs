@@ -891,6 +891,88 @@ impl Api {
         ))
     }
 
+    /// The `scale` subresource: an `autoscaling/v1` Scale of the object.
+    pub async fn get_scale(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let object = self.get(resource, namespace, name).await?;
+        Ok(Self::scale_of(&object))
+    }
+
+    fn scale_of(object: &Value) -> Value {
+        let selector = meta::at_path(object, "spec.selector.matchLabels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let metadata = object.get("metadata").cloned().unwrap_or(json!({}));
+        json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": metadata.get("name"),
+                "namespace": metadata.get("namespace"),
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+                "creationTimestamp": metadata.get("creationTimestamp"),
+            },
+            "spec": {"replicas": meta::at_path(object, "spec.replicas").cloned().unwrap_or(json!(1))},
+            "status": {
+                "replicas": meta::at_path(object, "status.replicas").cloned().unwrap_or(json!(0)),
+                "selector": selector,
+            },
+        })
+    }
+
+    /// Writes the `scale` subresource: `scale` is the new Scale (its spec.replicas,
+    /// and its resourceVersion as a precondition when set).
+    pub async fn update_scale(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        scale: &Value,
+    ) -> Result<Value, ApiError> {
+        let replicas = meta::at_path(scale, "spec.replicas")
+            .and_then(Value::as_i64)
+            .filter(|r| *r >= 0)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "autoscaling",
+                    "Scale",
+                    name,
+                    vec![Cause::invalid(
+                        "spec.replicas",
+                        meta::at_path(scale, "spec.replicas").unwrap_or(&Value::Null),
+                        "must be greater than or equal to 0",
+                    )],
+                )
+            })?;
+        let mut patch = json!({"spec": {"replicas": replicas}});
+        if let Some(rv) = meta::meta_str(scale, "resourceVersion").filter(|rv| !rv.is_empty()) {
+            patch["metadata"] = json!({"resourceVersion": rv});
+        }
+        let object = self
+            .patch(
+                resource,
+                namespace,
+                name,
+                PatchType::Merge,
+                &patch,
+                Part::Main,
+            )
+            .await?;
+        Ok(Self::scale_of(&object))
+    }
+
     /// Deletes an object (or starts deleting it, with finalizers or for a namespace).
     pub async fn delete(
         &self,

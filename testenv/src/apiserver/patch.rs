@@ -1,6 +1,8 @@
 //! Patches: JSON merge patch (RFC 7386), JSON patch (RFC 6902), and strategic merge
-//! patch approximated as a merge patch (lists are replaced, `$patch` directives are not
-//! interpreted). Server-side apply is not supported.
+//! patch as `kubectl apply`, `label` and `edit` send it: lists of objects merge by their
+//! key (`name`, `containerPort`, `mountPath`, `port`, …), with `$patch: delete|replace`,
+//! `$setElementOrder/…` and `$deleteFromPrimitiveList/…`; other lists are replaced.
+//! Server-side apply is not supported.
 
 use serde_json::Value;
 
@@ -195,8 +197,123 @@ pub fn json_patch(document: &mut Value, operations: &Value) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Drops strategic-merge-patch directives (`$setElementOrder/…`, `$retainKeys`,
-/// `$deleteFromPrimitiveList/…`, `$patch`), which a plain merge cannot honour.
+/// Keys lists of objects merge by in a strategic merge patch, in the order tried
+/// (`name` for containers, env, volumes…; `containerPort` for container ports;
+/// `mountPath` for volume mounts; `port` for Service ports; `ip` for host aliases).
+const MERGE_KEYS: &[&str] = &[
+    "name",
+    "containerPort",
+    "mountPath",
+    "devicePath",
+    "port",
+    "ip",
+    "type",
+    "topologyKey",
+];
+
+fn merge_key(items: &[&Value]) -> Option<&'static str> {
+    MERGE_KEYS
+        .iter()
+        .copied()
+        .find(|key| !items.is_empty() && items.iter().all(|item| item.get(*key).is_some()))
+}
+
+/// Merges a list patch into a list by merge key, or replaces it.
+fn strategic_list(target: &mut Value, patch: &[Value]) {
+    let target_items: Vec<&Value> = target
+        .as_array()
+        .map(|t| t.iter().collect())
+        .unwrap_or_default();
+    let patch_items: Vec<&Value> = patch.iter().collect();
+    let all_objects =
+        patch.iter().all(Value::is_object) && target_items.iter().all(|t| t.is_object());
+    let key = merge_key(
+        &patch_items
+            .iter()
+            .chain(target_items.iter())
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    let (true, Some(key), Some(list)) =
+        (all_objects && !patch.is_empty(), key, target.as_array_mut())
+    else {
+        *target = Value::Array(patch.iter().map(strip_directives).collect());
+        return;
+    };
+    for item in patch {
+        let id = item.get(key).cloned();
+        let position = list.iter().position(|t| t.get(key).cloned() == id);
+        let directive = item.get("$patch").and_then(Value::as_str);
+        match (position, directive) {
+            (Some(index), Some("delete")) => {
+                list.remove(index);
+            }
+            (_, Some("delete")) => {}
+            (Some(index), Some("replace")) => list[index] = strip_directives(item),
+            (Some(index), _) => strategic_merge(&mut list[index], item),
+            (None, _) => list.push(strip_directives(item)),
+        }
+    }
+}
+
+/// Applies a strategic merge patch.
+fn strategic_merge(target: &mut Value, patch: &Value) {
+    let Value::Object(patch_map) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if patch_map.get("$patch").and_then(Value::as_str) == Some("replace") {
+        *target = strip_directives(patch);
+        return;
+    }
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let Value::Object(map) = target else { return };
+    for (key, value) in patch_map {
+        if key.starts_with('$') {
+            continue;
+        }
+        match value {
+            Value::Null => {
+                map.remove(key);
+            }
+            Value::Array(items) => {
+                strategic_list(map.entry(key.clone()).or_insert(Value::Null), items)
+            }
+            Value::Object(_) => {
+                strategic_merge(map.entry(key.clone()).or_insert(Value::Null), value)
+            }
+            other => {
+                map.insert(key.clone(), other.clone());
+            }
+        }
+    }
+    for (key, value) in patch_map {
+        if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/")
+            && let (Some(Value::Array(list)), Some(remove)) = (map.get_mut(field), value.as_array())
+        {
+            list.retain(|item| !remove.contains(item));
+        }
+        if let Some(field) = key.strip_prefix("$setElementOrder/")
+            && let (Some(Value::Array(list)), Some(order)) = (map.get_mut(field), value.as_array())
+        {
+            let key = merge_key(&order.iter().collect::<Vec<_>>());
+            let rank = |item: &Value| {
+                order
+                    .iter()
+                    .position(|o| match key {
+                        Some(k) => o.get(k) == item.get(k),
+                        None => o == item,
+                    })
+                    .unwrap_or(usize::MAX)
+            };
+            list.sort_by_key(rank);
+        }
+    }
+}
+
+/// A patch without strategic-merge directives.
 fn strip_directives(patch: &Value) -> Value {
     match patch {
         Value::Object(map) => Value::Object(
@@ -225,7 +342,7 @@ pub fn apply_patch(kind: PatchType, mut object: Value, patch: &Value) -> Result<
                     "a strategic merge patch must be a JSON object",
                 ));
             }
-            merge_patch(&mut object, &strip_directives(patch));
+            strategic_merge(&mut object, patch);
         }
         PatchType::Json => json_patch(&mut object, patch)?,
     }
@@ -261,6 +378,30 @@ mod tests {
                 &json!([{"op": "remove", "path": "/x"}])
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn strategic_patches_merge_lists_by_key() {
+        let deployment = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "web", "image": "nginx"}, {"name": "side", "image": "busybox"}]}}},
+            "metadata": {"finalizers": ["a", "b"]}});
+        // What `kubectl apply` sends when one image changes.
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "web"}, {"name": "side"}],
+            "containers": [{"name": "side", "image": "busybox:1.36"}]}}},
+            "metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}});
+        let patched = apply_patch(PatchType::Strategic, deployment.clone(), &patch).unwrap();
+        assert_eq!(
+            patched["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "web", "image": "nginx"}, {"name": "side", "image": "busybox:1.36"}])
+        );
+        assert_eq!(patched["metadata"]["finalizers"], json!(["b"]));
+        let delete = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "$patch": "delete"}]}}}});
+        let patched = apply_patch(PatchType::Strategic, deployment, &delete).unwrap();
+        assert_eq!(
+            patched["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "side", "image": "busybox"}])
         );
     }
 }
