@@ -149,7 +149,17 @@ const SELECTABLE_FIELDS: &[&str] = &[
     "involvedObject.name",
     "involvedObject.kind",
     "involvedObject.namespace",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
     "reason",
+    "reportingComponent",
+    "source",
+    "status.podIP",
+    "status.nominatedNodeName",
+    "spec.unschedulable",
+    "spec.signerName",
 ];
 
 impl FieldSelector {
