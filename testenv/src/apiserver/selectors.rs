@@ -208,8 +208,14 @@ impl FieldSelector {
     /// Whether `object` matches.
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, value, equal)| {
-            let actual = at_path(object, field).and_then(Value::as_str).unwrap_or("");
-            (actual == value) == *equal
+            // Field values compare as text: `spec.unschedulable=true` matches a boolean.
+            let actual = match at_path(object, field) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            (actual == *value) == *equal
         })
     }
 }
@@ -257,5 +263,16 @@ mod tests {
                 .matches(&pod)
         );
         assert!(FieldSelector::parse("spec.bogus=1").is_err());
+        let node = json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}});
+        assert!(
+            FieldSelector::parse("spec.unschedulable=true")
+                .unwrap()
+                .matches(&node)
+        );
+        assert!(
+            FieldSelector::parse("spec.unschedulable!=true")
+                .unwrap()
+                .matches(&json!({}))
+        );
     }
 }
