@@ -36,19 +36,14 @@ pub const NEWER: Profile = Profile {
 };
 
 /// An older cluster (like 1.24): serves `policy/v1beta1` PodDisruptionBudgets and
-/// PodSecurityPolicies and `batch/v1beta1` CronJobs, lacks the APIs that went GA later,
-/// and names its default StorageClass `standard`.
+/// `batch/v1beta1` CronJobs besides their v1, lacks the APIs that went GA later, and
+/// names its default StorageClass `standard`.
 pub const OLDER: Profile = Profile {
     name: "older",
     git_version: "v1.24.17-testenv",
     extra_versions: &[
-        (
-            "policy",
-            "v1beta1",
-            &["poddisruptionbudgets", "podsecuritypolicies"],
-        ),
+        ("policy", "v1beta1", &["poddisruptionbudgets"]),
         ("batch", "v1beta1", &["cronjobs"]),
-        ("autoscaling", "v2beta2", &["horizontalpodautoscalers"]),
     ],
     hidden_groups: &["resource.k8s.io", "storagemigration.k8s.io"],
     hidden_resources: &[
