@@ -289,7 +289,9 @@ async fn services_get_unique_cluster_ips_and_node_ports_and_immutable_fields_hol
 }
 
 fn gadget_crd() -> Value {
-    let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {"n": {"type": "integer", "minimum": 0}}}}}});
     json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "gadgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",
@@ -325,6 +327,14 @@ async fn crds_serve_their_versions_and_take_their_objects_along() {
         assert_eq!(names, ["gadgets", "gadgets/status"]);
         assert_eq!(resources["resources"][0]["shortNames"], json!(["gd"]));
         expect_status(&c, "GET", "/apis/example.com/v1alpha1/gadgets", None, 404, "NotFound").await;
+
+        // Custom resources are validated against their schema.
+        let wrong = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "bad"}, "spec": {"n": "many"}});
+        let status = expect_status(&c, "POST", "/apis/example.com/v1/namespaces/default/gadgets", Some(wrong), 422, "Invalid").await;
+        assert_eq!(status["details"]["causes"][0]["field"], "spec.n", "{status}");
+        assert_eq!(status["details"]["group"], "example.com");
+        let negative = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "bad"}, "spec": {"n": -1}});
+        expect_status(&c, "POST", "/apis/example.com/v1/namespaces/default/gadgets", Some(negative), 422, "Invalid").await;
 
         // Written in v1beta1, read in v1 (conversion None: only apiVersion differs).
         let gadget = json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"n": 1}, "status": {"ok": true}});

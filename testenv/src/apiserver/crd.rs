@@ -186,6 +186,7 @@ pub fn register(discovery: &mut Discovery, crd: &Value) {
             status_subresource: meta::at_path(&version, "subresources.status").is_some(),
             json_storage: true,
             custom: true,
+            schema: meta::at_path(&version, "schema.openAPIV3Schema").cloned(),
         });
     }
 }

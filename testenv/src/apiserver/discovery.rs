@@ -49,6 +49,8 @@ pub struct ApiResource {
     pub json_storage: bool,
     /// A custom resource (served from a CRD).
     pub custom: bool,
+    /// A custom resource's `openAPIV3Schema` in this version, for validation.
+    pub schema: Option<Value>,
 }
 
 impl ApiResource {
@@ -254,6 +256,7 @@ impl Discovery {
                     status_subresource: has_status(entry.group, entry.resource),
                     json_storage: json_stored_group(entry.group),
                     custom: false,
+                    schema: None,
                 });
             }
         }

@@ -126,10 +126,156 @@ fn validate_selector(object: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// Checks `value` at `path` against a structural OpenAPI v3 schema: types, `required`,
+/// `enum`, `minimum`/`maximum`, `maxLength`, `minItems`/`maxItems`, through
+/// `properties`, `additionalProperties` and `items`. Unknown fields are kept (no
+/// pruning).
+pub fn validate_schema(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let field = |name: &str| {
+        if path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let expected = schema.get("type").and_then(Value::as_str);
+    let int_or_string = schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
+    let type_ok = match (expected, value) {
+        (None, _) | (_, Value::Null) => true,
+        (Some(_), Value::String(_) | Value::Number(_)) if int_or_string => true,
+        (Some("object"), Value::Object(_))
+        | (Some("array"), Value::Array(_))
+        | (Some("string"), Value::String(_))
+        | (Some("boolean"), Value::Bool(_))
+        | (Some("number"), Value::Number(_)) => true,
+        (Some("integer"), Value::Number(n)) => n.is_i64() || n.is_u64(),
+        _ => false,
+    };
+    if !type_ok {
+        let shown = match value {
+            Value::Object(_) => "object",
+            Value::Array(_) => "array",
+            Value::String(_) => "string",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::Null => "null",
+        };
+        causes.push(Cause::invalid(
+            path,
+            &Value::String(shown.into()),
+            format!(
+                "{path} in body must be of type {}: {shown:?}",
+                expected.unwrap_or("")
+            ),
+        ));
+        return;
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !value.is_null()
+        && !options.contains(value)
+    {
+        let supported: Vec<String> = options
+            .iter()
+            .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_string))
+            .collect();
+        let supported: Vec<&str> = supported.iter().map(String::as_str).collect();
+        causes.push(Cause::not_supported(path, value, &supported));
+    }
+    if let Some(number) = value.as_f64() {
+        if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64)
+            && number < minimum
+        {
+            causes.push(Cause::invalid(
+                path,
+                value,
+                format!("{path} in body should be greater than or equal to {minimum}"),
+            ));
+        }
+        if let Some(maximum) = schema.get("maximum").and_then(Value::as_f64)
+            && number > maximum
+        {
+            causes.push(Cause::invalid(
+                path,
+                value,
+                format!("{path} in body should be less than or equal to {maximum}"),
+            ));
+        }
+    }
+    if let (Some(text), Some(max)) = (
+        value.as_str(),
+        schema.get("maxLength").and_then(Value::as_u64),
+    ) && text.chars().count() as u64 > max
+    {
+        causes.push(Cause {
+            reason: "FieldValueTooLong",
+            field: path.to_string(),
+            message: format!("Too long: may not be more than {max} bytes"),
+        });
+    }
+    match value {
+        Value::Object(map) => {
+            for required in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(name) = required.as_str()
+                    && map.get(name).is_none_or(Value::is_null)
+                {
+                    causes.push(Cause::required(field(name)));
+                }
+            }
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for (name, child) in map {
+                if path.is_empty() && matches!(name.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                let child_schema = properties
+                    .and_then(|p| p.get(name))
+                    .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
+                if let Some(child_schema) = child_schema {
+                    validate_schema(child, child_schema, &field(name), causes);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let count = items.len() as u64;
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                && count < min
+            {
+                causes.push(Cause::invalid(
+                    path,
+                    value,
+                    format!("{path} in body should have at least {min} items"),
+                ));
+            }
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                && count > max
+            {
+                causes.push(Cause {
+                    reason: "FieldValueTooMany",
+                    field: path.to_string(),
+                    message: format!("Too many: {count}: must have at most {max} items"),
+                });
+            }
+            if let Some(item_schema) = schema.get("items") {
+                for (index, item) in items.iter().enumerate() {
+                    validate_schema(item, item_schema, &format!("{path}[{index}]"), causes);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Required fields and well-formed values of a new or updated object.
 pub fn validate_object(resource: &ApiResource, object: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     if resource.custom {
+        if let Some(schema) = &resource.schema {
+            validate_schema(object, schema, "", &mut causes);
+        }
         return causes;
     }
     match (resource.group.as_str(), resource.resource.as_str()) {
@@ -304,6 +450,34 @@ pub fn validate_update(resource: &ApiResource, old: &Value, new: &Value) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_resources_follow_their_schema() {
+        let schema = serde_json::json!({"type": "object", "required": ["spec"], "properties": {
+            "spec": {"type": "object", "required": ["size"], "properties": {
+                "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                "color": {"type": "string", "enum": ["red", "blue"]},
+                "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}}}}}});
+        let check = |object: serde_json::Value| {
+            let mut causes = Vec::new();
+            validate_schema(&object, &schema, "", &mut causes);
+            causes.into_iter().map(|c| c.field).collect::<Vec<_>>()
+        };
+        assert!(check(serde_json::json!({"metadata": {"name": "x"}, "spec": {"size": 3, "color": "red", "other": 1}})).is_empty());
+        assert_eq!(check(serde_json::json!({"metadata": {}})), ["spec"]);
+        assert_eq!(
+            check(serde_json::json!({"spec": {"color": "green"}})),
+            ["spec.size", "spec.color"]
+        );
+        assert_eq!(
+            check(serde_json::json!({"spec": {"size": "3"}})),
+            ["spec.size"]
+        );
+        assert_eq!(
+            check(serde_json::json!({"spec": {"size": 11, "tags": ["a", 1, "c"]}})),
+            ["spec.size", "spec.tags", "spec.tags[1]"]
+        );
+    }
 
     #[test]
     fn dns_names() {
