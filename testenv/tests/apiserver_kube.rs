@@ -229,3 +229,96 @@ async fn kube_rs_lists_and_writes_every_resource_type() {
         .expect("finished within 180 s");
     cluster.stop().await.unwrap();
 }
+
+/// Asserts discovery serves `K` with k8s-openapi's plural and scope.
+fn check_against_k8s_openapi<K>(discovery: &Discovery, seen: &mut usize)
+where
+    K: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    K::Scope: 'static,
+{
+    let gvk = kube::api::GroupVersionKind::gvk(K::GROUP, K::VERSION, K::KIND);
+    let (ar, caps) = discovery
+        .resolve_gvk(&gvk)
+        .unwrap_or_else(|| panic!("{gvk:?} is not served"));
+    assert_eq!(ar.plural, K::URL_PATH_SEGMENT, "{gvk:?}");
+    let namespaced = std::any::TypeId::of::<K::Scope>()
+        == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>();
+    assert_eq!(caps.scope == Scope::Namespaced, namespaced, "{gvk:?}");
+    *seen += 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_agrees_with_k8s_openapi() {
+    use k8s_openapi::api::{
+        admissionregistration, apps, autoscaling, batch, certificates, coordination, core,
+        discovery, events, networking, node, policy, rbac, scheduling, storage,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
+    let cluster = KubeCluster::start(KubeClusterOptions::default())
+        .await
+        .unwrap();
+    let client = common::client(cluster.server(), None);
+    let served = tokio::time::timeout(Duration::from_secs(60), Discovery::new(client).run())
+        .await
+        .expect("discovery within 60 s")
+        .unwrap();
+    let mut seen = 0;
+    check_against_k8s_openapi::<core::v1::ConfigMap>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::Endpoints>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::Event>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::LimitRange>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::Namespace>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::Node>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::PersistentVolume>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::PersistentVolumeClaim>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::Pod>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::PodTemplate>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::ReplicationController>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::ResourceQuota>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::Secret>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::Service>(&served, &mut seen);
+    check_against_k8s_openapi::<core::v1::ServiceAccount>(&served, &mut seen);
+    check_against_k8s_openapi::<admissionregistration::v1::MutatingWebhookConfiguration>(
+        &served, &mut seen,
+    );
+    check_against_k8s_openapi::<admissionregistration::v1::ValidatingWebhookConfiguration>(
+        &served, &mut seen,
+    );
+    check_against_k8s_openapi::<admissionregistration::v1::ValidatingAdmissionPolicy>(
+        &served, &mut seen,
+    );
+    check_against_k8s_openapi::<apiextensions::v1::CustomResourceDefinition>(&served, &mut seen);
+    check_against_k8s_openapi::<apiregistration::v1::APIService>(&served, &mut seen);
+    check_against_k8s_openapi::<apps::v1::ControllerRevision>(&served, &mut seen);
+    check_against_k8s_openapi::<apps::v1::DaemonSet>(&served, &mut seen);
+    check_against_k8s_openapi::<apps::v1::Deployment>(&served, &mut seen);
+    check_against_k8s_openapi::<apps::v1::ReplicaSet>(&served, &mut seen);
+    check_against_k8s_openapi::<apps::v1::StatefulSet>(&served, &mut seen);
+    check_against_k8s_openapi::<autoscaling::v1::HorizontalPodAutoscaler>(&served, &mut seen);
+    check_against_k8s_openapi::<autoscaling::v2::HorizontalPodAutoscaler>(&served, &mut seen);
+    check_against_k8s_openapi::<batch::v1::CronJob>(&served, &mut seen);
+    check_against_k8s_openapi::<batch::v1::Job>(&served, &mut seen);
+    check_against_k8s_openapi::<certificates::v1::CertificateSigningRequest>(&served, &mut seen);
+    check_against_k8s_openapi::<coordination::v1::Lease>(&served, &mut seen);
+    check_against_k8s_openapi::<discovery::v1::EndpointSlice>(&served, &mut seen);
+    check_against_k8s_openapi::<events::v1::Event>(&served, &mut seen);
+    check_against_k8s_openapi::<networking::v1::Ingress>(&served, &mut seen);
+    check_against_k8s_openapi::<networking::v1::IngressClass>(&served, &mut seen);
+    check_against_k8s_openapi::<networking::v1::NetworkPolicy>(&served, &mut seen);
+    check_against_k8s_openapi::<node::v1::RuntimeClass>(&served, &mut seen);
+    check_against_k8s_openapi::<policy::v1::PodDisruptionBudget>(&served, &mut seen);
+    check_against_k8s_openapi::<rbac::v1::ClusterRole>(&served, &mut seen);
+    check_against_k8s_openapi::<rbac::v1::ClusterRoleBinding>(&served, &mut seen);
+    check_against_k8s_openapi::<rbac::v1::Role>(&served, &mut seen);
+    check_against_k8s_openapi::<rbac::v1::RoleBinding>(&served, &mut seen);
+    check_against_k8s_openapi::<scheduling::v1::PriorityClass>(&served, &mut seen);
+    check_against_k8s_openapi::<storage::v1::CSIDriver>(&served, &mut seen);
+    check_against_k8s_openapi::<storage::v1::CSINode>(&served, &mut seen);
+    check_against_k8s_openapi::<storage::v1::CSIStorageCapacity>(&served, &mut seen);
+    check_against_k8s_openapi::<storage::v1::StorageClass>(&served, &mut seen);
+    check_against_k8s_openapi::<storage::v1::VolumeAttachment>(&served, &mut seen);
+    assert_eq!(seen, 48);
+    cluster.stop().await.unwrap();
+}
