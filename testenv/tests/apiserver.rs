@@ -74,6 +74,15 @@ async fn objects_have_kube_metadata_and_errors_are_status_objects() {
         let patch = json!({"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]}, "data": {"k": "x"}});
         expect_status(&c, "PATCH", &format!("{base}/one"), Some(patch), 409, "Conflict").await;
 
+        // A create carrying a resourceVersion (copied from a live object) fails like on
+        // kube-apiserver: 500, no reason.
+        let mut copied = created.clone();
+        copied["metadata"]["name"] = json!("copy");
+        let (status, body) = call(&c, "POST", base, Some(copied)).await;
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(body["message"], "resourceVersion should not be set on objects to be created");
+        assert!(body.get("reason").is_none(), "{body}");
+
         // generateName.
         let generated = expect(&c, "POST", base, Some(json!({"metadata": {"generateName": "job-"}, "data": {}})), 201).await;
         let name = generated["metadata"]["name"].as_str().unwrap();

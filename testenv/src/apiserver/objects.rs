@@ -464,6 +464,16 @@ impl Api {
     ) -> Result<Value, ApiError> {
         Self::check_type(resource, &body)?;
         Self::check_namespace(resource, namespace, &mut body)?;
+        // kube-apiserver refuses what was probably copied from another object (a
+        // resourceVersion that does not parse is ignored, as there).
+        if meta::meta_str(&body, "resourceVersion")
+            .and_then(|rv| rv.parse::<u64>().ok())
+            .is_some_and(|rv| rv != 0)
+        {
+            return Err(ApiError::storage_error(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         let generate = meta::meta_str(&body, "generateName")
             .unwrap_or("")
             .to_string();

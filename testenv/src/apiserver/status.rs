@@ -249,6 +249,12 @@ impl ApiError {
         ApiError::new(504, "Timeout", message)
     }
 
+    /// 500 without a reason: what kube-apiserver answers for errors its storage layer
+    /// reports as plain errors (e.g. a create with a resourceVersion).
+    pub fn storage_error(message: impl Into<String>) -> Self {
+        ApiError::new(500, "", message)
+    }
+
     /// 500: etcd or codec failure.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(500, "InternalError", message)
@@ -262,9 +268,11 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         });
+        if !self.reason.is_empty() {
+            status["reason"] = json!(self.reason);
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }
