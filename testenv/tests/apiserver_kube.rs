@@ -223,6 +223,31 @@ async fn kube_rs_lists_and_writes_every_resource_type() {
             }
         }
         assert_eq!(seen, ["ADDED \"1\"", "MODIFIED \"2\"", "DELETED \"2\""]);
+
+        // A watch from a compacted revision ends with a 410 Expired error event.
+        let etcd = cluster.etcd().client().await.unwrap();
+        let now = configmaps
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap();
+        etcd.compact(now.parse().unwrap(), true).await.unwrap();
+        let old = configmaps
+            .watch(&WatchParams::default().timeout(20), &version)
+            .await
+            .unwrap();
+        let mut old = std::pin::pin!(old);
+        let event = tokio::time::timeout(Duration::from_secs(10), old.next())
+            .await
+            .expect("an event within 10 s");
+        match event.expect("an event").unwrap() {
+            WatchEvent::Error(error) => {
+                assert_eq!((error.code, error.reason.as_str()), (410, "Expired"))
+            }
+            other => panic!("expected a 410, got {other:?}"),
+        }
     };
     tokio::time::timeout(Duration::from_secs(180), test)
         .await

@@ -569,7 +569,7 @@ async fn watch(
             };
             let Ok(Some(response)) = message else { break };
             if response.compact_revision > 0 || response.canceled {
-                let gone = ApiError::gone(format!(
+                let gone = ApiError::expired(format!(
                     "too old resource version: {start} ({})",
                     response.compact_revision
                 ));
