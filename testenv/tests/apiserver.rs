@@ -419,6 +419,19 @@ async fn owners_cascade_and_namespaces_empty_before_they_go() {
         .await;
         expect(&c, "GET", "/api/v1/namespaces/apps/pods/kept-pod", None, 200).await;
 
+        // Foreground: the owner waits (deletionTimestamp, foregroundDeletion finalizer)
+        // until its dependents are gone, then goes too.
+        chain("front").await;
+        let deleting = expect(&c, "DELETE", "/apis/apps/v1/namespaces/apps/deployments/front?propagationPolicy=Foreground", None, 200).await;
+        assert!(deleting["metadata"]["deletionTimestamp"].is_string(), "{deleting}");
+        assert_eq!(deleting["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+        eventually("front and its dependents are gone", || async {
+            call(&c, "GET", "/apis/apps/v1/namespaces/apps/deployments/front", None).await.0 == 404
+                && call(&c, "GET", "/apis/apps/v1/namespaces/apps/replicasets/front-rs", None).await.0 == 404
+                && call(&c, "GET", "/api/v1/namespaces/apps/pods/front-pod", None).await.0 == 404
+        })
+        .await;
+
         // A namespace stays Terminating while an object in it has a finalizer.
         expect(&c, "POST", "/api/v1/namespaces/apps/configmaps", Some(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})), 201).await;
         let deleted = expect(&c, "DELETE", "/api/v1/namespaces/apps", None, 200).await;

@@ -34,6 +34,18 @@ pub enum Background {
     },
     /// Delete everything in a terminating namespace, then the namespace.
     Namespace(String),
+    /// Foreground deletion: delete the dependents of the object, then remove its
+    /// `foregroundDeletion` finalizer (which completes its deletion).
+    Foreground {
+        /// The owner's resource.
+        resource: Arc<ApiResource>,
+        /// Its namespace.
+        namespace: Option<String>,
+        /// Its name.
+        name: String,
+        /// Its uid.
+        uid: String,
+    },
 }
 
 /// The `status` subresource or the object itself.
@@ -1019,6 +1031,40 @@ impl Api {
                 .and_then(|m| m.get("finalizers"))
                 .and_then(Value::as_array)
                 .is_some_and(|f| !f.is_empty());
+            let owns = meta::uid(&current.object).is_some_and(|uid| {
+                self.owners
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(uid)
+            });
+            if options.propagation.as_deref() == Some("Foreground") && owns && !is_namespace {
+                let mut object = current.object.clone();
+                let metadata = metadata_mut(&mut object);
+                metadata
+                    .entry("deletionTimestamp")
+                    .or_insert_with(|| json!(now_rfc3339()));
+                metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
+                let finalizers = metadata.entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(list) = finalizers.as_array_mut()
+                    && !list.contains(&json!("foregroundDeletion"))
+                {
+                    list.push(json!("foregroundDeletion"));
+                }
+                let bytes = self.store.encode(resource, &key, &object)?;
+                let stored = self.store.decode(key.as_bytes(), &bytes)?;
+                match self.store.update(&key, bytes, current.mod_revision).await? {
+                    Some(revision) => {
+                        let _ = self.background.send(Background::Foreground {
+                            resource: Arc::new(resource.clone()),
+                            namespace: namespace.map(str::to_string),
+                            name: name.to_string(),
+                            uid: meta::uid(&stored).unwrap_or("").to_string(),
+                        });
+                        return Ok(self.present(resource, stored, revision));
+                    }
+                    None => continue,
+                }
+            }
             if is_namespace || has_finalizers {
                 let already = current
                     .object
@@ -1163,6 +1209,15 @@ impl Api {
                         .await
                 }
                 Background::Namespace(name) => api.finish_namespace(&name).await,
+                Background::Foreground {
+                    resource,
+                    namespace,
+                    name,
+                    uid,
+                } => {
+                    api.finish_foreground(&resource, namespace.as_deref(), &name, &uid)
+                        .await
+                }
             };
             if let Err(error) = result {
                 tracing::warn!(%error, "background cleanup failed");
@@ -1226,6 +1281,50 @@ impl Api {
             }
         }
         Ok(())
+    }
+
+    /// Foreground deletion: dependents first, then the owner (by removing its
+    /// `foregroundDeletion` finalizer).
+    async fn finish_foreground(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        uid: &str,
+    ) -> Result<(), ApiError> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+        self.collect_dependents(uid, namespace, false).await?;
+        let current = match self.read(resource, namespace, name).await {
+            Ok(current) => current,
+            Err(error) if error.code == 404 => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if meta::uid(&current.object) != Some(uid) {
+            return Ok(());
+        }
+        let finalizers: Vec<Value> = meta::at_path(&current.object, "metadata.finalizers")
+            .and_then(Value::as_array)
+            .map(|f| {
+                f.iter()
+                    .filter(|f| f.as_str() != Some("foregroundDeletion"))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let patch = json!({"metadata": {"finalizers": if finalizers.is_empty() { Value::Null } else { json!(finalizers) }}});
+        self.patch(
+            resource,
+            namespace,
+            name,
+            PatchType::Merge,
+            &patch,
+            Part::Main,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The namespace controller's work: delete the namespace's objects, then it. Objects
