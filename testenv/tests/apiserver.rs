@@ -131,6 +131,23 @@ async fn objects_have_kube_metadata_and_errors_are_status_objects() {
         let (status, _) = call_raw(&c, "PATCH", &format!("{base}/one"), "application/apply-patch+yaml", b"{}".to_vec()).await;
         assert_eq!(status, 415);
 
+        for path in [
+            "/api/v1/namespaces//configmaps",
+            "/api/v1/namespaces/default/configmaps/a/b/c",
+            "/apis/%ff%fe/v1/x",
+            "/api/v1/namespaces/default/configmaps?limit=abc",
+            "/api/v1/namespaces/default/configmaps?labelSelector=a+in+b",
+            "/api/v1/namespaces/default/configmaps?continue=%00%01",
+            "/api/v1/namespaces/default/configmaps/one/frobnicate",
+            "/api/v1/pods/nope",
+            "/openapi/v3/apis/nope/v1",
+        ] {
+            let (status, body) = call(&c, "GET", path, None).await;
+            assert!((400..500).contains(&status), "{path}: {status} {body}");
+            assert_eq!(body["kind"], "Status", "{path}: {body}");
+        }
+        expect(&c, "GET", "/version", None, 200).await;
+
         // JSON patch and delete preconditions.
         let (status, patched) = call_raw(&c, "PATCH", &format!("{base}/one"), "application/json-patch+json",
             serde_json::to_vec(&json!([{"op": "add", "path": "/data/extra", "value": "1"}])).unwrap()).await;
