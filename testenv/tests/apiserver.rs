@@ -148,6 +148,24 @@ async fn objects_have_kube_metadata_and_errors_are_status_objects() {
         }
         expect(&c, "GET", "/version", None, 200).await;
 
+        // Server-side dry runs validate and answer without writing.
+        let dry = expect(&c, "POST", &format!("{base}?dryRun=All"), Some(configmap("dry", json!({}))), 201).await;
+        assert_eq!(dry["metadata"]["name"], "dry");
+        assert!(dry["metadata"].get("resourceVersion").is_none(), "{dry}");
+        expect_status(&c, "GET", &format!("{base}/dry"), None, 404, "NotFound").await;
+        expect_status(&c, "POST", &format!("{base}?dryRun=All"), Some(configmap("one", json!({}))), 409, "AlreadyExists").await;
+        expect_status(&c, "POST", &format!("{base}?dryRun=All"), Some(configmap("Bad!", json!({}))), 422, "Invalid").await;
+        let before = expect(&c, "GET", &format!("{base}/one"), None, 200).await;
+        let dry = expect(&c, "PATCH", &format!("{base}/one?dryRun=All"), Some(json!({"data": {"k": "dry"}})), 200).await;
+        assert_eq!(dry["data"]["k"], "dry");
+        expect(&c, "DELETE", &format!("{base}/one?dryRun=All"), None, 200).await;
+        assert_eq!(expect(&c, "GET", &format!("{base}/one"), None, 200).await, before);
+        expect_status(&c, "DELETE", &format!("{base}/one?dryRun=Bogus"), None, 400, "BadRequest").await;
+        let services = "/api/v1/namespaces/default/services";
+        let svc = json!({"metadata": {"name": "dry"}, "spec": {"clusterIP": "10.96.50.50", "ports": [{"port": 80}]}});
+        expect(&c, "POST", &format!("{services}?dryRun=All"), Some(svc.clone()), 201).await;
+        expect(&c, "POST", services, Some(svc), 201).await;
+
         // JSON patch and delete preconditions.
         let (status, patched) = call_raw(&c, "PATCH", &format!("{base}/one"), "application/json-patch+json",
             serde_json::to_vec(&json!([{"op": "add", "path": "/data/extra", "value": "1"}])).unwrap()).await;

@@ -500,6 +500,23 @@ async fn kubectl_drives_the_api_server() {
             .await;
         assert_eq!(state, "2 web 3");
 
+        let out = kubectl
+            .ok(&[
+                "create",
+                "configmap",
+                "dry",
+                "-n",
+                "shop",
+                "--from-literal=a=b",
+                "--dry-run=server",
+            ])
+            .await;
+        assert_eq!(out.trim(), "configmap/dry created (server dry run)");
+        let out = kubectl
+            .run(&["get", "configmap", "dry", "-n", "shop"])
+            .await;
+        assert!(!out.success, "a server dry run writes nothing");
+
         // Errors as kube-apiserver words them.
         let out = kubectl
             .run(&["create", "configmap", "Bad_Name", "-n", "shop"])

@@ -193,7 +193,10 @@ async fn route(
         }
         [] => return Err(not_found()),
     };
-    serve(state, method, query, headers, body, target).await
+    let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+    super::objects::DRY_RUN
+        .scope(dry_run, serve(state, method, query, headers, body, target))
+        .await
 }
 
 /// The request body as JSON: JSON itself, or Kubernetes protobuf (`k8s\0` + the
@@ -407,11 +410,14 @@ async fn serve(
             )));
         }
     };
-    let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
-    if dry_run && *method != Method::GET {
-        return Err(ApiError::bad_request(
-            "dryRun is not supported by this server",
-        ));
+    // The dry run itself is set around this call (`DRY_RUN`); only check the value.
+    match query.get("dryRun").map(String::as_str) {
+        None | Some("" | "All") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unsupported dryRun value {other:?}: only \"All\""
+            )));
+        }
     }
     let present = |value: Value| {
         if wants_table(headers) {

@@ -20,6 +20,16 @@ use super::status::{ApiError, Cause};
 use super::storage::{Store, StoredItem, collection_prefix, object_key};
 use super::validation::{validate_name, validate_object, validate_update};
 
+tokio::task_local! {
+    /// Set for a `dryRun=All` request: everything but the etcd write (and its effects).
+    pub static DRY_RUN: bool;
+}
+
+/// Whether the current request is a server-side dry run.
+fn dry_run() -> bool {
+    DRY_RUN.try_with(|dry| *dry).unwrap_or(false)
+}
+
 /// Work done after a request returns: garbage collection and namespace cleanup.
 #[derive(Debug)]
 pub enum Background {
@@ -570,6 +580,21 @@ impl Api {
             }
         };
         let stored = self.store.decode(key.as_bytes(), &bytes)?;
+        if dry_run() {
+            if is_service {
+                self.allocator.release(&owner);
+            }
+            if self.store.get(&key).await?.is_some() {
+                return Err(ApiError::already_exists(
+                    &resource.group,
+                    &resource.resource,
+                    name,
+                ));
+            }
+            let mut shown = self.present(resource, stored, 0);
+            metadata_mut(&mut shown).remove("resourceVersion");
+            return Ok(shown);
+        }
         match self.store.create(&key, bytes).await {
             Ok(Some(revision)) => {
                 self.note_owners(&stored);
@@ -809,6 +834,17 @@ impl Api {
                 .allocate(&owner, &mut object)
                 .map_err(|causes| Self::invalid(resource, name, causes))?;
         }
+        if dry_run() {
+            if is_service && part == Part::Main {
+                // Give back what the dry run allocated; keep what the Service holds.
+                self.allocator.release(&owner);
+                self.allocator.record(&owner, &old);
+            }
+            let key = object_key(resource, namespace, name)?;
+            let bytes = self.store.encode(resource, &key, &object)?;
+            let stored = self.store.decode(key.as_bytes(), &bytes)?;
+            return Ok(self.present(resource, stored, expected));
+        }
         // Finalizers all removed from an object being deleted: the delete completes.
         let deleting = old_meta.get("deletionTimestamp").is_some();
         let finalizers_left = object
@@ -1005,6 +1041,9 @@ impl Api {
     ) -> Result<Value, ApiError> {
         for _ in 0..8 {
             let current = self.read(resource, namespace, name).await?;
+            if dry_run() {
+                return Ok(self.present(resource, current.object, current.mod_revision));
+            }
             if let Some(uid) = &options.uid
                 && meta::uid(&current.object) != Some(uid.as_str())
             {
