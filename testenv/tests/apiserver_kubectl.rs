@@ -98,6 +98,9 @@ spec:
     storage: true
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
     subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
 ---
 apiVersion: example.com/v1
 kind: Widget
@@ -268,6 +271,13 @@ async fn kubectl_drives_the_api_server() {
             rows,
             [["widgets", "wg", "example.com/v1", "true", "Widget"]]
         );
+
+        // The CRD's printer columns.
+        let table = kubectl.ok(&["get", "widgets", "-n", "shop"]).await;
+        let rows = table_rows(&format!("x\n{table}"));
+        assert_eq!(rows[0], ["NAME", "SIZE", "AGE"], "{table}");
+        assert_eq!(&rows[1][..2], ["blue", "3"], "{table}");
+        assert_eq!(&rows[2][..2], ["red", "5"], "{table}");
 
         // get -o yaml.
         let widget = kubectl

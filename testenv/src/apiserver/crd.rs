@@ -187,6 +187,11 @@ pub fn register(discovery: &mut Discovery, crd: &Value) {
             json_storage: true,
             custom: true,
             schema: meta::at_path(&version, "schema.openAPIV3Schema").cloned(),
+            printer_columns: version
+                .get("additionalPrinterColumns")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
         });
     }
 }

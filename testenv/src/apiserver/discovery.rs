@@ -51,6 +51,8 @@ pub struct ApiResource {
     pub custom: bool,
     /// A custom resource's `openAPIV3Schema` in this version, for validation.
     pub schema: Option<Value>,
+    /// A custom resource's `additionalPrinterColumns` in this version (`kubectl get`).
+    pub printer_columns: Vec<Value>,
 }
 
 impl ApiResource {
@@ -257,6 +259,7 @@ impl Discovery {
                     json_storage: json_stored_group(entry.group),
                     custom: false,
                     schema: None,
+                    printer_columns: Vec::new(),
                 });
             }
         }

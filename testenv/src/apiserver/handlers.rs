@@ -304,8 +304,22 @@ fn wants_table(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("as=Table"))
 }
 
-/// A server-side `Table` (what `kubectl get` asks for): NAME and AGE columns, the full
-/// object in each row.
+/// A cell of a custom resource's printer column: the value at a simple JSONPath
+/// (`.spec.size`), as kubectl would print it.
+fn printer_cell(item: &Value, json_path: &str) -> Value {
+    let path = json_path.trim_start_matches('{').trim_end_matches('}');
+    match meta::at_path(item, path.trim_start_matches('.')) {
+        Some(Value::String(text)) => json!(text),
+        Some(Value::Number(number)) => json!(number),
+        Some(Value::Bool(flag)) => json!(flag),
+        Some(other @ (Value::Object(_) | Value::Array(_))) => json!(other.to_string()),
+        _ => Value::Null,
+    }
+}
+
+/// A server-side `Table` (what `kubectl get` asks for): NAME, a custom resource's
+/// additional printer columns, and AGE (unless the printer columns are given), with
+/// the full object in each row.
 fn table(resource: &ApiResource, value: &Value) -> Value {
     let items: Vec<&Value> = match value.get("items").and_then(Value::as_array) {
         Some(items) => items.iter().collect(),
@@ -314,19 +328,50 @@ fn table(resource: &ApiResource, value: &Value) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let age_of = |item: &Value| {
+        meta::meta_str(item, "creationTimestamp")
+            .and_then(meta::parse_rfc3339)
+            .map_or_else(
+                || "<unknown>".to_string(),
+                |t| human_age(now.saturating_sub(t)),
+            )
+    };
+    let mut columns = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+    ];
+    let age_column = json!({"name": "Age", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0});
+    if resource.printer_columns.is_empty() {
+        columns.push(age_column);
+    }
+    for column in &resource.printer_columns {
+        columns.push(json!({
+            "name": column.get("name").cloned().unwrap_or(json!("")),
+            "type": column.get("type").cloned().unwrap_or(json!("string")),
+            "format": column.get("format").cloned().unwrap_or(json!("")),
+            "description": column.get("description").cloned().unwrap_or(json!("")),
+            "priority": column.get("priority").cloned().unwrap_or(json!(0)),
+        }));
+    }
     let rows: Vec<Value> = items
         .iter()
         .map(|item| {
-            let age = meta::meta_str(item, "creationTimestamp")
-                .and_then(meta::parse_rfc3339)
-                .map_or_else(
-                    || "<unknown>".to_string(),
-                    |t| human_age(now.saturating_sub(t)),
-                );
-            json!({
-                "cells": [meta::name(item).unwrap_or(""), age],
-                "object": item,
-            })
+            let mut cells = vec![json!(meta::name(item).unwrap_or(""))];
+            if resource.printer_columns.is_empty() {
+                cells.push(json!(age_of(item)));
+            }
+            for column in &resource.printer_columns {
+                let path = column.get("jsonPath").and_then(Value::as_str).unwrap_or("");
+                let cell = if column.get("type").and_then(Value::as_str) == Some("date") {
+                    meta::at_path(item, path.trim_start_matches('.'))
+                        .and_then(Value::as_str)
+                        .and_then(meta::parse_rfc3339)
+                        .map_or(Value::Null, |t| json!(human_age(now.saturating_sub(t))))
+                } else {
+                    printer_cell(item, path)
+                };
+                cells.push(cell);
+            }
+            json!({"cells": cells, "object": item})
         })
         .collect();
     let mut metadata = json!({"resourceVersion": value["metadata"]["resourceVersion"]});
@@ -336,15 +381,11 @@ fn table(resource: &ApiResource, value: &Value) -> Value {
     if let Some(count) = value["metadata"].get("remainingItemCount") {
         metadata["remainingItemCount"] = count.clone();
     }
-    let _ = resource;
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0},
-        ],
+        "columnDefinitions": columns,
         "rows": rows,
     })
 }
