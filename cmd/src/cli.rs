@@ -97,6 +97,41 @@ pub enum EtcdCommand {
         #[command(subcommand)]
         command: ObjectsCommand,
     },
+    /// Defragment a stopped member's backend offline: rewrite it compactly, verify the
+    /// copy (same hash, clean check), then swap it in. Never touches a db etcd has open.
+    Defrag {
+        /// The member's data dir (or a db file).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Keep the old backend as `member/snap/db.pre-defrag`.
+        #[arg(long)]
+        keep_old: bool,
+        /// Report what would be reclaimed; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Recover every intact revision of a damaged backend into a new db: walks the tree
+    /// around damaged pages, scans unreachable pages to fill the holes, and reports
+    /// exactly what was lost. Exit code 3 when anything was lost. Reads the input only.
+    /// (`-o/--output` is the output format, as everywhere: the new db is the second
+    /// argument.)
+    Salvage {
+        /// The damaged snapshot file, `member/snap/db` or data dir.
+        input: PathBuf,
+        /// The new db to write (must not exist).
+        #[arg(required_unless_present = "dry_run")]
+        new_db: Option<PathBuf>,
+        /// Report what can be recovered; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Quorum-loss recovery: plan from the surviving data dirs, then apply step by step
+    /// (resumable; every step printed before it runs).
+    Recover {
+        /// Recover command.
+        #[command(subcommand)]
+        command: RecoverCommand,
+    },
     /// Inspect a snapshot file, a `member/snap/db` file or a data dir, offline and read-only.
     Snapshot {
         /// Snapshot command.
@@ -220,6 +255,123 @@ pub enum SnapshotCommand {
         #[arg(long, default_value_t = 2)]
         prefix_depth: usize,
     },
+    /// Create a new member data dir from a snapshot, as `etcdutl snapshot restore`: the
+    /// backend with the new membership, a WAL and a .snap file. Run it once per member
+    /// with the same --initial-cluster and --initial-cluster-token. Never writes over an
+    /// existing data dir; an interrupted restore leaves only `<data-dir>.part`.
+    Restore(RestoreArgs),
+    /// Stream a snapshot from a live member to DEST (a file), as `etcdctl snapshot save`:
+    /// written to `DEST.part`, its sha256 verified, fsynced, then renamed. With several
+    /// endpoints, the next is tried when one fails.
+    Save {
+        #[command(flatten)]
+        conn: EtcdConnArgs,
+        /// Destination file.
+        dest: PathBuf,
+    },
+}
+
+/// How to reach etcd (etcdctl's flags).
+#[derive(Debug, Clone, Args)]
+pub struct EtcdConnArgs {
+    /// gRPC endpoints, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379",
+        env = "SALVOR_ENDPOINTS"
+    )]
+    pub endpoints: Vec<String>,
+    #[command(flatten)]
+    pub security: EtcdSecurityArgs,
+}
+
+/// TLS, authentication and timeouts for etcd (etcdctl's flags).
+#[derive(Debug, Clone, Args)]
+pub struct EtcdSecurityArgs {
+    /// CA bundle that signs the members' certificates.
+    #[arg(long, env = "SALVOR_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (members started with --client-cert-auth).
+    #[arg(long, env = "SALVOR_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client certificate's private key.
+    #[arg(long, env = "SALVOR_KEY")]
+    pub key: Option<PathBuf>,
+    /// User name, or `user:password` as etcdctl takes it.
+    #[arg(long, env = "SALVOR_USER")]
+    pub user: Option<String>,
+    /// Password (prefer the environment variable to the command line).
+    #[arg(long, env = "SALVOR_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Time allowed to connect to one endpoint (e.g. 2s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub dial_timeout: std::time::Duration,
+    /// Time allowed for one request to start answering.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub command_timeout: std::time::Duration,
+}
+
+/// Parses `500ms`, `5s`, `2m` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 500ms, 5s, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// `salvor etcd snapshot restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot file (`snapshot save` output; a `member/snap/db` needs --skip-hash-check).
+    pub file: PathBuf,
+    /// Data dir to create (default: `<name>.etcd`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Separate WAL dir (default: `<data-dir>/member/wal`).
+    #[arg(long)]
+    pub wal_dir: Option<PathBuf>,
+    /// Name of the member being restored.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// The new cluster: `name=peer-url,…` (default: `<name>=http://localhost:2380`).
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
+    /// The new cluster's token (member and cluster ids derive from it).
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// This member's peer URLs, comma-separated; must match its --initial-cluster entry.
+    #[arg(long, value_delimiter = ',', default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// Do not verify the snapshot's sha256 trailer (needed for a `member/snap/db`).
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// Add this much to the latest revision, so that revisions never go backwards for
+    /// clients of the old cluster (needs --mark-compacted).
+    #[arg(long, default_value_t = 0)]
+    pub bump_revision: u64,
+    /// Mark the bumped revision compacted, so watchers of the old cluster relist.
+    #[arg(long)]
+    pub mark_compacted: bool,
+    /// Check the flags, the membership and the snapshot (with its hash) and show what
+    /// would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Which objects (kubectl-style flags).
@@ -331,4 +483,51 @@ pub enum WalCommand {
         #[arg(long)]
         raw: bool,
     },
+}
+
+/// `salvor etcd recover …`
+#[derive(Debug, Subcommand)]
+pub enum RecoverCommand {
+    /// Inspect the surviving members' data dirs (offline) and plan the recovery: the
+    /// member to recover from (highest commit index, with the reasons) and the steps.
+    /// Save it with `-o json > plan.json` for `apply`.
+    Plan {
+        /// Data dirs of the surviving members.
+        #[arg(required = true)]
+        data_dirs: Vec<PathBuf>,
+        /// New data dir for the source member (default: `<source>-recovered`).
+        #[arg(long)]
+        recovered_data_dir: Option<PathBuf>,
+        /// Data dir for a re-added member, `name=path` (default:
+        /// `<parent of source>/<name>-rejoined`). Repeatable.
+        #[arg(long = "member-data-dir", value_parser = parse_name_path)]
+        member_data_dirs: Vec<(String, PathBuf)>,
+    },
+    /// Run a plan's steps from where the state file says. Exit code 4 while waiting for
+    /// the operator to start a member (the command to run is printed): start it, then
+    /// run apply again.
+    Apply {
+        /// The plan (`recover plan -o json` output).
+        #[arg(long)]
+        plan: PathBuf,
+        /// Progress file (default: `<plan>.state`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print the steps that would run; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How long to wait for a member to start or a learner to catch up.
+        #[arg(long, default_value = "2m", value_parser = parse_duration)]
+        wait: std::time::Duration,
+        #[command(flatten)]
+        security: EtcdSecurityArgs,
+    },
+}
+
+/// Parses `name=path`.
+pub fn parse_name_path(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !p.is_empty() => Ok((n.to_string(), PathBuf::from(p))),
+        _ => Err(format!("{s:?} is not name=path")),
+    }
 }

@@ -10,6 +10,11 @@ use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command, EtcdCommand, LogFormat};
 
+// Decoding Kubernetes objects allocates many small strings; mimalloc makes that about
+// 1.6x faster than glibc's allocator (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes shared by every command.
 pub mod exit {
     /// Success.
@@ -20,6 +25,9 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// A check or diagnosis found error-level problems.
     pub const FINDINGS: u8 = 3;
+    /// Nothing answered (or, for `recover apply`, a member the operator must start does
+    /// not answer yet).
+    pub const UNREACHABLE: u8 = 4;
 }
 
 fn init_logging(format: LogFormat) {
@@ -39,6 +47,25 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Etcd {
             command: EtcdCommand::Snapshot { command },
         } => commands::snapshot::run(command, cli.output),
+        Command::Etcd {
+            command:
+                EtcdCommand::Defrag {
+                    data_dir,
+                    keep_old,
+                    dry_run,
+                },
+        } => commands::recovery::defrag(data_dir, keep_old, dry_run, cli.output),
+        Command::Etcd {
+            command:
+                EtcdCommand::Salvage {
+                    input,
+                    new_db,
+                    dry_run,
+                },
+        } => commands::recovery::salvage(input, new_db, dry_run, cli.output),
+        Command::Etcd {
+            command: EtcdCommand::Recover { command },
+        } => commands::recover::run(command, cli.output),
         Command::Etcd {
             command: EtcdCommand::Check { path, all },
         } => commands::check::run(&path, all, cli.output),

@@ -128,6 +128,14 @@ impl CheckReport {
     pub fn is_clean(&self) -> bool {
         self.count(Severity::Error) == 0
     }
+
+    /// The first error finding as `CODE: message`, if any.
+    pub fn first_error(&self) -> Option<String> {
+        self.findings
+            .iter()
+            .find(|f| f.severity == Severity::Error)
+            .map(|f| format!("{}: {}", f.code, f.message))
+    }
 }
 
 /// Free-page share above which defragmenting is advised.

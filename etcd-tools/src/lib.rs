@@ -8,5 +8,11 @@
 //! ```
 
 pub mod check;
+pub mod dbedit;
+pub mod defrag;
 pub mod objects;
+pub mod recover;
+pub mod restore;
+pub mod salvage;
+pub mod save;
 pub mod view;

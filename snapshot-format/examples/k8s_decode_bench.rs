@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use snapshot_format::k8s::{Codec, StoredObject};
 
+// The salvor binary's allocator, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let seconds: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3.0);

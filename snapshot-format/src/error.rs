@@ -126,6 +126,10 @@ pub enum Error {
     /// The path given is neither a snapshot file nor an etcd data dir.
     #[error("{0}")]
     BadPath(String),
+    /// An argument or input given to a writer is not valid (unsorted keys, a malformed
+    /// `--initial-cluster`, …); the message says which and why.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Error {

@@ -156,6 +156,9 @@ static RESERVED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// Distinguishes the `--initial-cluster-token` of clusters in this process.
 static CLUSTER_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Fills the members' data dirs before a start (see [`EtcdCluster::start_prepared`]).
+type Prepare<'a> = dyn FnMut(&[Member], &str) -> Result<(), Error> + 'a;
+
 /// Why one start attempt failed.
 enum StartFailure {
     /// A port was taken before etcd could bind it: try again with new ports.
@@ -179,6 +182,18 @@ impl EtcdCluster {
     /// Starts a cluster and waits until every member answers a Status call and
     /// a linearizable Range.
     pub async fn start_with(options: EtcdOptions) -> Result<Self, Error> {
+        Self::start_prepared(options, |_, _| Ok(())).await
+    }
+
+    /// Starts a cluster whose data dirs are filled by `prepare` before etcd starts
+    /// (for example with a snapshot restored into each). `prepare` gets the members
+    /// (names, peer URLs, data dirs, which do not exist yet) and the
+    /// `--initial-cluster-token`; it runs again, with new ports, when a start attempt
+    /// lost a port.
+    pub async fn start_prepared<F>(options: EtcdOptions, mut prepare: F) -> Result<Self, Error>
+    where
+        F: FnMut(&[Member], &str) -> Result<(), Error>,
+    {
         if options.members == 0 {
             return Err(Error::InvalidOptions(
                 "a cluster needs at least one member".to_string(),
@@ -187,7 +202,7 @@ impl EtcdCluster {
         check_binary(&options.etcd_binary)?;
         let attempts = options.start_attempts.max(1);
         for attempt in 1..=attempts {
-            match Self::try_start(&options).await {
+            match Self::try_start(&options, &mut prepare).await {
                 Ok(cluster) => return Ok(cluster),
                 Err(StartFailure::PortTaken(error)) if attempt < attempts => {
                     warn!(attempt, %error, "a port was taken while etcd started; retrying with new ports");
@@ -200,7 +215,10 @@ impl EtcdCluster {
         unreachable!("the last attempt returns")
     }
 
-    async fn try_start(options: &EtcdOptions) -> Result<Self, StartFailure> {
+    async fn try_start(
+        options: &EtcdOptions,
+        prepare: &mut Prepare<'_>,
+    ) -> Result<Self, StartFailure> {
         let dir = tempfile::Builder::new()
             .prefix("testenv-etcd-")
             .tempdir()
@@ -244,6 +262,7 @@ impl EtcdCluster {
             ),
             dir,
         };
+        prepare(&cluster.members, &cluster.token)?;
         for index in 0..cluster.members.len() {
             cluster.spawn_member(index, "new")?;
         }
@@ -271,19 +290,26 @@ impl EtcdCluster {
 
     /// The command line of member `index`.
     fn member_args(&self, index: usize, cluster_state: &str) -> Vec<OsString> {
+        let initial = initial_cluster(&self.members);
+        let data_dir = self.members[index].data_dir.clone();
+        self.member_args_with(index, &data_dir, &initial, cluster_state)
+    }
+
+    /// The command line of member `index` with another data dir and membership.
+    fn member_args_with(
+        &self,
+        index: usize,
+        data_dir: &Path,
+        initial_cluster: &str,
+        cluster_state: &str,
+    ) -> Vec<OsString> {
         let member = &self.members[index];
-        let initial_cluster = self
-            .members
-            .iter()
-            .map(|member| format!("{}={}", member.name, member.peer_url))
-            .collect::<Vec<_>>()
-            .join(",");
         let options = &self.options;
         let mut args: Vec<OsString> = vec![
             "--name".into(),
             member.name.clone().into(),
             "--data-dir".into(),
-            member.data_dir.clone().into(),
+            data_dir.into(),
             "--listen-client-urls".into(),
             member.client_url.clone().into(),
             "--advertise-client-urls".into(),
@@ -347,9 +373,14 @@ impl EtcdCluster {
     }
 
     fn spawn_member(&mut self, index: usize, cluster_state: &str) -> Result<(), Error> {
+        let args = self.member_args(index, cluster_state);
+        self.spawn_member_args(index, args)
+    }
+
+    fn spawn_member_args(&mut self, index: usize, args: Vec<OsString>) -> Result<(), Error> {
         let spec = ProcessSpec {
             program: self.options.etcd_binary.clone(),
-            args: self.member_args(index, cluster_state),
+            args,
             log: self.members[index].log.clone(),
         };
         debug!(member = %self.members[index].name, ?spec, "spawning etcd");
@@ -362,8 +393,43 @@ impl EtcdCluster {
         Ok(())
     }
 
+    /// Starts member `index` (stopped or killed before) on `data_dir` with the given
+    /// `--initial-cluster` and `--initial-cluster-state`, as an operator does during a
+    /// recovery, and waits until it answers: a Status call, and for voters
+    /// (`learner == false`) also a linearizable Range. Later restarts use these settings'
+    /// data dir.
+    pub async fn start_member_with(
+        &mut self,
+        index: usize,
+        data_dir: &Path,
+        initial_cluster: &str,
+        cluster_state: &str,
+        learner: bool,
+    ) -> Result<(), Error> {
+        self.member(index)?;
+        if self.processes[index].is_some() {
+            self.stop(index).await?;
+        }
+        let args = self.member_args_with(index, data_dir, initial_cluster, cluster_state);
+        self.members[index].data_dir = data_dir.to_path_buf();
+        self.spawn_member_args(index, args)?;
+        let deadline = Instant::now() + self.options.start_timeout;
+        self.wait_ready(index, deadline, !learner).await
+    }
+
     /// Waits until member `index` answers Status and a linearizable Range.
     async fn wait_healthy(&mut self, index: usize, deadline: Instant) -> Result<(), Error> {
+        self.wait_ready(index, deadline, true).await
+    }
+
+    /// Waits until member `index` answers Status (and a linearizable Range when
+    /// `linearizable`: learners do not serve those).
+    async fn wait_ready(
+        &mut self,
+        index: usize,
+        deadline: Instant,
+        linearizable: bool,
+    ) -> Result<(), Error> {
         let endpoint = vec![self.members[index].client_url.clone()];
         let probe_options = ConnectOptions {
             dial_timeout: Duration::from_millis(500),
@@ -372,7 +438,7 @@ impl EtcdCluster {
         };
         loop {
             self.check_running(index)?;
-            let last_error = match probe(&endpoint, probe_options.clone()).await {
+            let last_error = match probe(&endpoint, probe_options.clone(), linearizable).await {
                 Ok(()) => return Ok(()),
                 Err(error) => error_chain(&error),
             };
@@ -416,6 +482,16 @@ impl EtcdCluster {
                 })
             }
         }
+    }
+
+    /// The `--initial-cluster-token` the members were started with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The `--initial-cluster` value: `name=peer-url,…`.
+    pub fn initial_cluster(&self) -> String {
+        initial_cluster(&self.members)
     }
 
     /// Client URLs of every member, in member order.
@@ -612,10 +688,26 @@ impl Drop for EtcdCluster {
     }
 }
 
-/// One health probe: a Status call, then a linearizable Range.
-async fn probe(endpoint: &[String], options: ConnectOptions) -> Result<(), etcd_rpc::Error> {
+/// `name=peer-url,…` for `members`.
+pub fn initial_cluster(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(|member| format!("{}={}", member.name, member.peer_url))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One health probe: a Status call, then (for voters) a linearizable Range.
+async fn probe(
+    endpoint: &[String],
+    options: ConnectOptions,
+    linearizable: bool,
+) -> Result<(), etcd_rpc::Error> {
     let client = Client::connect(endpoint, options).await?;
     client.status().await?;
+    if !linearizable {
+        return Ok(());
+    }
     client
         .range(RangeRequest {
             key: b"health".to_vec(),

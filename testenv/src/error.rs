@@ -59,6 +59,10 @@ pub enum Error {
     #[error("invalid options: {0}")]
     InvalidOptions(String),
 
+    /// Preparing the members' data dirs before the start failed.
+    #[error("preparing the data dirs failed: {0}")]
+    Prepare(String),
+
     /// A member exited while it was expected to run.
     #[error("etcd member {member} exited ({status}); last lines of {}:\n{log_tail}", log.display())]
     MemberExited {

@@ -33,6 +33,7 @@ mod workload;
 
 pub use cluster::{
     AutoCompaction, ETCD_BINARY_ENV, ETCDCTL_BINARY_ENV, EtcdCluster, EtcdOptions, Member,
+    initial_cluster,
 };
 pub use error::Error;
 pub use pki::{CLIENT_COMMON_NAME, TlsFiles};

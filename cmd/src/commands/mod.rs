@@ -1,7 +1,13 @@
 //! One module per command group.
 
 pub mod check;
+pub mod conn;
 pub mod objects;
+pub mod progress;
+pub mod recover;
+pub mod recovery;
+pub mod restore;
+pub mod save;
 pub mod snapshot;
 pub mod wal;
 
@@ -31,6 +37,6 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         FormatError::MissingBucket(_) => {
             "this bbolt file is not an etcd v3 backend (or lost its buckets)"
         }
-        FormatError::BadPath(_) | FormatError::Io { .. } => return None,
+        FormatError::BadPath(_) | FormatError::Invalid(_) | FormatError::Io { .. } => return None,
     })
 }

@@ -48,6 +48,8 @@ pub fn open(read: &ReadArgs) -> anyhow::Result<Snapshot> {
 /// Runs one snapshot command.
 pub fn run(command: SnapshotCommand, format: Format) -> anyhow::Result<u8> {
     match command {
+        SnapshotCommand::Restore(args) => return super::restore::run(args, format),
+        SnapshotCommand::Save { conn, dest } => return super::save::run(&conn, &dest, format),
         SnapshotCommand::Status {
             read,
             prefix_depth,

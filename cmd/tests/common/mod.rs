@@ -34,3 +34,94 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Writes a valid etcd-shaped db of `revisions` 60 kB records with the bulk writer (about
+/// 60 kB per revision), with a sha256 trailer when asked: big enough that commands on it
+/// are still running a moment after they start.
+pub fn big_db(path: &Path, revisions: i64, trailer: bool) {
+    use sha2::Digest;
+    use snapshot_format::bbolt::{BoltWriter, WriterOptions};
+    let file = std::fs::File::create(path).unwrap();
+    let mut w =
+        BoltWriter::create(std::io::BufWriter::new(file), WriterOptions::default()).unwrap();
+    w.begin_bucket(b"key", 0).unwrap();
+    let value = vec![7u8; 60_000];
+    for rev in 1..=revisions {
+        let mut k = rev.to_be_bytes().to_vec();
+        k.push(b'_');
+        k.extend_from_slice(&0i64.to_be_bytes());
+        // A KeyValue {key, create_revision, mod_revision, version, value}.
+        let mut kv = Vec::new();
+        let key = format!("/big/{rev}");
+        kv.push(0x0a);
+        kv.push(key.len() as u8);
+        kv.extend_from_slice(key.as_bytes());
+        for (tag, v) in [(0x10u8, rev as u64), (0x18, rev as u64), (0x20, 1)] {
+            kv.push(tag);
+            let mut v = v;
+            while v >= 0x80 {
+                kv.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            kv.push(v as u8);
+        }
+        kv.push(0x2a);
+        let mut len = value.len();
+        while len >= 0x80 {
+            kv.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        kv.push(len as u8);
+        kv.extend_from_slice(&value);
+        w.put(&k, &kv).unwrap();
+    }
+    w.end_bucket().unwrap();
+    w.begin_bucket(b"meta", 0).unwrap();
+    w.end_bucket().unwrap();
+    let (out, _) = w.finish().unwrap();
+    drop(out);
+    if trailer {
+        let bytes = std::fs::read(path).unwrap();
+        let digest = sha2::Sha256::digest(&bytes);
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        std::io::Write::write_all(&mut f, &digest).unwrap();
+    }
+}
+
+/// Starts salvor with `args`, kills it after `after`, and asserts it had not finished.
+pub fn kill_after(args: &[&str], after: std::time::Duration) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "salvor {args:?} finished before it was killed"
+    );
+}
+
+/// Every key with its value and mod revision at the newest revision, read from `client`
+/// (serializable: the member's own copy, without going through the leader).
+pub async fn all_keys(
+    client: &etcd_rpc::Client,
+    serializable: bool,
+) -> std::collections::BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
+    client
+        .range(etcd_rpc::proto::RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            serializable,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .kvs
+        .into_iter()
+        .map(|kv| (kv.key, (kv.value, kv.mod_revision)))
+        .collect()
+}

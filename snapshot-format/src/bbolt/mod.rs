@@ -9,7 +9,9 @@ pub mod check;
 mod db;
 pub mod page;
 pub mod source;
+pub mod write;
 
 pub use db::{Bucket, Cursor, Db, Entry, MAX_DEPTH, MetaSlot, PageBuf, ScanPart};
 pub use page::{LeafElement, Meta, MetaProblem, NodePage, PageHeader, PageKind};
 pub use source::{FileSource, MemorySource, MmapSource, PageSource, SourceKind};
+pub use write::{BoltWriter, WriteSummary, WriterOptions};

@@ -73,6 +73,9 @@ pub struct MvccStats {
     pub oldest_revision: Option<i64>,
     /// Newest main revision present.
     pub newest_revision: Option<i64>,
+    /// Empty records written by `etcdutl snapshot restore --bump-revision` to move the
+    /// revision forward (not key revisions).
+    pub bump_markers: u64,
     /// The `meta` bucket.
     pub meta: Option<EtcdMeta>,
     /// Problems counted but not kept.
@@ -97,6 +100,52 @@ struct KeyState {
     version: i64,
     alive: bool,
     revisions_at_or_below_compaction: u32,
+}
+
+/// True for the empty record `etcdutl snapshot restore --bump-revision` writes at the
+/// bumped revision (sub revision 0) to move the store's revision forward.
+pub fn is_bump_marker(rk: &RevisionKey, value: &[u8]) -> bool {
+    value.is_empty() && !rk.tombstone && rk.revision.sub == 0
+}
+
+/// What is wrong with one `key` bucket record on its own (not against other revisions
+/// of its key), if anything: a delete must hold only the key; a put must be stored at
+/// its `mod_revision`, with `0 < create_revision <= mod_revision` and a positive version.
+pub fn record_problem(rk: &RevisionKey, kv: &KeyValueRef<'_>) -> Option<(MvccProblemKind, String)> {
+    let rev = rk.revision.main;
+    if rk.tombstone {
+        if kv.key.is_empty()
+            || kv.create_revision != 0
+            || kv.version != 0
+            || !kv.value.is_empty()
+            || kv.lease != 0
+        {
+            return Some((
+                MvccProblemKind::BadTombstone,
+                "a delete record must hold the key and nothing else".into(),
+            ));
+        }
+        return None;
+    }
+    if kv.mod_revision != rev {
+        return Some((
+            MvccProblemKind::ModRevisionMismatch,
+            format!(
+                "mod_revision is {} but the record is stored at revision {rev}",
+                kv.mod_revision
+            ),
+        ));
+    }
+    if kv.create_revision > kv.mod_revision || kv.create_revision <= 0 || kv.version <= 0 {
+        return Some((
+            MvccProblemKind::BadCreateRevision,
+            format!(
+                "create_revision {} mod_revision {} version {}",
+                kv.create_revision, kv.mod_revision, kv.version
+            ),
+        ));
+    }
+    None
 }
 
 struct MvccChecker {
@@ -152,6 +201,10 @@ impl MvccChecker {
         let rev = rk.revision.main;
         self.stats.oldest_revision.get_or_insert(rev);
         self.stats.newest_revision = Some(rev);
+        if is_bump_marker(&rk, e.value) {
+            self.stats.bump_markers += 1;
+            return;
+        }
         let kv = match KeyValueRef::parse(e.value) {
             Ok(kv) => kv,
             Err(why) => {
@@ -170,42 +223,9 @@ impl MvccChecker {
         let at = || loc().at_key(kv.key);
         if rk.tombstone {
             self.stats.tombstones += 1;
-            if kv.key.is_empty()
-                || kv.create_revision != 0
-                || kv.version != 0
-                || !kv.value.is_empty()
-                || kv.lease != 0
-            {
-                self.report(
-                    MvccProblemKind::BadTombstone,
-                    at(),
-                    Some(rev),
-                    "a delete record must hold the key and nothing else".into(),
-                );
-            }
-        } else {
-            if kv.mod_revision != rev {
-                self.report(
-                    MvccProblemKind::ModRevisionMismatch,
-                    at(),
-                    Some(rev),
-                    format!(
-                        "mod_revision is {} but the record is stored at revision {rev}",
-                        kv.mod_revision
-                    ),
-                );
-            }
-            if kv.create_revision > kv.mod_revision || kv.create_revision <= 0 || kv.version <= 0 {
-                self.report(
-                    MvccProblemKind::BadCreateRevision,
-                    at(),
-                    Some(rev),
-                    format!(
-                        "create_revision {} mod_revision {} version {}",
-                        kv.create_revision, kv.mod_revision, kv.version
-                    ),
-                );
-            }
+        }
+        if let Some((kind, detail)) = record_problem(&rk, &kv) {
+            self.report(kind, at(), Some(rev), detail);
         }
         self.check_sequence(&kv, rk, at());
     }

@@ -2,6 +2,7 @@
 
 pub mod buckets;
 pub mod check;
+pub mod membership;
 mod query;
 pub mod revision;
 mod snapshot;

@@ -72,6 +72,7 @@ mod request;
 mod scan;
 mod segment;
 mod snap;
+mod write;
 
 use std::path::Path;
 
@@ -96,6 +97,10 @@ pub use segment::{WalSegment, WalSegmentName, list_segments, resolve_wal_dir};
 pub use snap::{
     SnapDbFile, SnapDir, SnapFile, SnapName, check_snapshots, loadable_snapshot, read_snap_dir,
     read_snap_file, resolve_snap_dir,
+};
+pub use write::{
+    NewEntry, WalWriter, encode_conf_change, encode_conf_state, encode_entry, encode_hard_state,
+    encode_metadata, encode_snap_file, encode_wal_snapshot, write_snap_file,
 };
 
 use crate::error::Result;
