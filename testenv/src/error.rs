@@ -127,6 +127,16 @@ pub enum Error {
         /// What it printed on stderr.
         stderr: String,
     },
+
+    /// The Kubernetes API server failed (to start, or a request it made of itself).
+    #[error("API server: {during}: {source}")]
+    Api {
+        /// What testenv was doing.
+        during: String,
+        /// The API error.
+        #[source]
+        source: Box<crate::apiserver::ApiError>,
+    },
 }
 
 impl Error {

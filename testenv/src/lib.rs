@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod apiserver;
 mod cluster;
 pub mod damage;
 mod error;

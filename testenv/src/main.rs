@@ -21,6 +21,40 @@ enum Command {
     /// etcd clusters and snapshots.
     #[command(subcommand)]
     Etcd(EtcdCommand),
+    /// Kubernetes clusters: etcd plus testenv's API server.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Start etcd and the API server, write a kubeconfig once ready, and run until Ctrl-C
+    /// or SIGTERM.
+    Up(ClusterUpArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterUpArgs {
+    /// Where to write the kubeconfig.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Cluster profile: `newer` (GA APIs, StorageClass gp3) or `older` (policy/v1beta1,
+    /// batch/v1beta1, StorageClass standard).
+    #[arg(long, default_value = "newer")]
+    profile: String,
+    /// Require this bearer token (written into the kubeconfig).
+    #[arg(long)]
+    token: Option<String>,
+    /// Encrypt at rest with this EncryptionConfiguration file (aescbc, aesgcm, secretbox).
+    #[arg(long, value_name = "FILE")]
+    encryption_provider_config: Option<PathBuf>,
+    /// Generate a realistic workload of about this many objects before writing the
+    /// kubeconfig.
+    #[arg(long, value_name = "OBJECTS")]
+    workload: Option<usize>,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,7 +192,69 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Etcd(EtcdCommand::Up(args)) => up(args).await,
         Command::Etcd(EtcdCommand::Snapshot(args)) => snapshot(args).await,
+        Command::Cluster(ClusterCommand::Up(args)) => cluster_up(args).await,
     }
+}
+
+async fn cluster_up(args: ClusterUpArgs) -> anyhow::Result<()> {
+    use testenv::apiserver::{ApiServerOptions, KubeCluster, KubeClusterOptions, Profile};
+    let Some(profile) = Profile::by_name(&args.profile) else {
+        let names: Vec<&str> = testenv::apiserver::PROFILES
+            .iter()
+            .map(|p| p.name)
+            .collect();
+        bail!(
+            "unknown profile {:?}; profiles: {}",
+            args.profile,
+            names.join(", ")
+        );
+    };
+    let encryption = match &args.encryption_provider_config {
+        Some(path) => Some(
+            snapshot_format::k8s::EncryptionConfig::from_file(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let cluster = KubeCluster::start(KubeClusterOptions {
+        server: ApiServerOptions {
+            profile,
+            token: args.token.clone(),
+            encryption,
+        },
+        ..KubeClusterOptions::default()
+    })
+    .await
+    .context("starting the cluster")?;
+    if let Some(objects) = args.workload {
+        let workload = testenv::apiserver::workload::ClusterWorkload::sized(objects, args.seed);
+        let report = workload
+            .load(cluster.server().api(), 32)
+            .await
+            .context("loading the workload")?;
+        eprintln!(
+            "created {} objects in {:.1?} ({:.0} objects/s)",
+            report.objects,
+            report.elapsed,
+            report.objects as f64 / report.elapsed.as_secs_f64().max(1e-9)
+        );
+    }
+    cluster
+        .server()
+        .write_kubeconfig(&args.kubeconfig)
+        .with_context(|| format!("writing {}", args.kubeconfig.display()))?;
+    let description = serde_json::json!({
+        "server": cluster.server().url(),
+        "kubeconfig": args.kubeconfig,
+        "profile": profile.name,
+        "etcd": cluster.etcd().endpoints(),
+    });
+    println!("{description}");
+    wait_for_shutdown_signal().await?;
+    eprintln!("stopping the API server and etcd");
+    cluster.stop().await?;
+    let _ = std::fs::remove_file(&args.kubeconfig);
+    Ok(())
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
