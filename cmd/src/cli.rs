@@ -307,11 +307,11 @@ pub struct EtcdSecurityArgs {
     #[arg(long, env = "SALVOR_KEY")]
     pub key: Option<PathBuf>,
     /// User name, or `user:password` as etcdctl takes it.
-    #[arg(long, env = "SALVOR_USER")]
-    pub user: Option<String>,
+    #[arg(long, env = "SALVOR_USER", hide_env_values = true)]
+    pub user: Option<crate::commands::connect::UserArg>,
     /// Password (prefer the environment variable to the command line).
     #[arg(long, env = "SALVOR_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    pub password: Option<crate::commands::connect::Secret>,
     /// Time allowed to connect to one endpoint (e.g. 2s, 500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub dial_timeout: std::time::Duration,

@@ -24,11 +24,13 @@ pub fn security_options(args: &EtcdSecurityArgs, https: bool) -> anyhow::Result<
         None
     };
     let (user, password) = match (&args.user, &args.password) {
-        (Some(u), Some(p)) => (Some(u.clone()), Some(p.clone())),
-        (Some(u), None) => match u.split_once(':') {
-            Some((name, pass)) => (Some(name.to_string()), Some(pass.to_string())),
+        (Some(u), Some(p)) => (Some(u.name.clone()), Some(p.0.clone())),
+        (Some(u), None) => match &u.password {
+            Some(p) => (Some(u.name.clone()), Some(p.0.clone())),
             None => anyhow::bail!(
-                "--user {u} needs a password: give --user {u}:PASSWORD or set SALVOR_PASSWORD"
+                "--user {} needs a password: give --user {}:PASSWORD or set SALVOR_PASSWORD",
+                u.name,
+                u.name
             ),
         },
         (None, Some(_)) => anyhow::bail!("--password needs --user"),
