@@ -17,32 +17,6 @@ use etcd_rpc::proto::RangeRequest;
 use serde_json::Value;
 use testenv::{EtcdCluster, EtcdOptions, Workload};
 
-fn restore_args<'a>(
-    snapshot: &'a str,
-    data_dir: &'a str,
-    name: &'a str,
-    initial_cluster: &'a str,
-    token: &'a str,
-    peer_url: &'a str,
-) -> Vec<&'a str> {
-    vec![
-        "etcd",
-        "snapshot",
-        "restore",
-        snapshot,
-        "--data-dir",
-        data_dir,
-        "--name",
-        name,
-        "--initial-cluster",
-        initial_cluster,
-        "--initial-cluster-token",
-        token,
-        "--initial-advertise-peer-urls",
-        peer_url,
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restored_three_member_cluster_serves_every_key() {
     // A source cluster with history: overwrites, deletes, a compaction, a lease.
@@ -89,7 +63,7 @@ async fn restored_three_member_cluster_serves_every_key() {
     let restored = EtcdCluster::start_prepared(EtcdOptions::members(3), |members, token| {
         let initial = testenv::initial_cluster(members);
         for m in members {
-            let (code, out, err) = salvor(&restore_args(
+            let (code, out, err) = salvor(&common::restore_args(
                 &snap_str,
                 m.data_dir.to_str().unwrap(),
                 &m.name,
@@ -145,7 +119,7 @@ fn wal_and_snap_are_byte_identical_to_etcdctl() {
     let initial = "a=http://127.0.0.1:2380,b=http://127.0.0.1:2381,c=http://127.0.0.1:2382";
     let ours = tmp.path().join("ours");
     let theirs = tmp.path().join("theirs");
-    let (code, _, err) = salvor(&restore_args(
+    let (code, _, err) = salvor(&common::restore_args(
         snap.to_str().unwrap(),
         ours.to_str().unwrap(),
         "b",
@@ -229,7 +203,7 @@ async fn bumped_revision_moves_forward_and_is_compacted() {
     let restored = EtcdCluster::start_prepared(EtcdOptions::members(1), |members, token| {
         let m = &members[0];
         let initial = testenv::initial_cluster(members);
-        let mut args = restore_args(
+        let mut args = common::restore_args(
             &snap_str,
             m.data_dir.to_str().unwrap(),
             &m.name,

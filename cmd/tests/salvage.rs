@@ -140,23 +140,16 @@ async fn salvage_recovers_every_intact_revision() {
     let restored = EtcdCluster::start_prepared(EtcdOptions::members(1), |members, token| {
         let m = &members[0];
         let initial = testenv::initial_cluster(members);
-        let (code, out, err) = salvor(&[
-            "etcd",
-            "snapshot",
-            "restore",
+        let mut args = common::restore_args(
             &salvaged_str,
-            "--skip-hash-check",
-            "--data-dir",
             m.data_dir.to_str().unwrap(),
-            "--name",
             &m.name,
-            "--initial-cluster",
             &initial,
-            "--initial-cluster-token",
             token,
-            "--initial-advertise-peer-urls",
             &m.peer_url,
-        ]);
+        );
+        args.push("--skip-hash-check");
+        let (code, out, err) = salvor(&args);
         if code != 0 {
             return Err(testenv::Error::Prepare(format!("{out}{err}")));
         }

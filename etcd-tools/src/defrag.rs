@@ -18,7 +18,7 @@ use snapshot_format::{Error, Result};
 
 use crate::check::check_path;
 use crate::dbedit::{DbEdits, KeyProgress, rebuild};
-use crate::restore::sync_dir;
+use crate::fsutil::{backend_path, part_path, rename_into_place, with_suffix};
 
 /// What to defragment.
 #[derive(Debug, Clone)]
@@ -56,14 +56,6 @@ pub struct DefragReport {
     pub elapsed_ms: u64,
 }
 
-fn db_path(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join("member").join("snap").join("db")
-    } else {
-        path.to_path_buf()
-    }
-}
-
 /// Fails when a running etcd holds the backend's lock (bbolt takes an exclusive
 /// `flock` on the file while open for writing).
 pub fn ensure_not_in_use(db: &Path) -> Result<()> {
@@ -85,16 +77,6 @@ pub fn ensure_not_in_use(db: &Path) -> Result<()> {
     }
 }
 
-/// `path` with `suffix` appended to its file name.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
 fn open(db: &Path) -> Result<Snapshot> {
     Snapshot::open(
         db,
@@ -108,7 +90,7 @@ fn open(db: &Path) -> Result<Snapshot> {
 /// Defragments the backend at `opts.path`. See the module docs.
 pub fn defrag(opts: &DefragOptions, progress: KeyProgress<'_>) -> Result<DefragReport> {
     let started = Instant::now();
-    let db = db_path(&opts.path);
+    let db = backend_path(&opts.path);
     ensure_not_in_use(&db)?;
     let before = open(&db)?;
     let status = before.status(&StatusOptions::default())?;
@@ -128,7 +110,7 @@ pub fn defrag(opts: &DefragOptions, progress: KeyProgress<'_>) -> Result<DefragR
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    let part = sibling(&db, ".defrag.part");
+    let part = part_path(&with_suffix(&db, ".defrag"));
     if part.exists() {
         fs::remove_file(&part)
             .map_err(|e| Error::io(format!("removing the leftover {}", part.display()), e))?;
@@ -161,14 +143,11 @@ pub fn defrag(opts: &DefragOptions, progress: KeyProgress<'_>) -> Result<DefragR
         return Err(e);
     }
     if opts.keep_old {
-        let old = sibling(&db, ".pre-defrag");
+        let old = with_suffix(&db, ".pre-defrag");
         fs::rename(&db, &old).map_err(|e| Error::io(format!("renaming {}", db.display()), e))?;
         report.kept_old = Some(old);
     }
-    fs::rename(&part, &db).map_err(|e| Error::io(format!("renaming {}", part.display()), e))?;
-    if let Some(dir) = db.parent() {
-        sync_dir(dir)?;
-    }
+    rename_into_place(&part, &db)?;
     report.size_after = summary.size;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)

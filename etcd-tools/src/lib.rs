@@ -12,6 +12,7 @@ pub mod dbedit;
 pub mod defrag;
 pub mod diagnose;
 pub mod exporter;
+pub mod fsutil;
 pub mod objects;
 pub mod recover;
 pub mod restore;

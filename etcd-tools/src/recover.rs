@@ -42,7 +42,8 @@ use snapshot_format::wal::{
 use snapshot_format::{Error, Result};
 
 use crate::defrag::ensure_not_in_use;
-use crate::restore::{make_private_dir, part_path, rename_into_place, sync_dir};
+use crate::fsutil::{make_private_dir, part_path, rename_into_place, sync_dir};
+use crate::restore::latest_revision;
 
 /// One surviving member's data dir, as inspected.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,13 +260,7 @@ fn inspect(dir: &Path) -> (Candidate, Vec<ClusterMember>) {
                 Ok(meta) => c.consistent_index = meta.consistent_index,
                 Err(e) => c.problems.push(format!("backend meta: {e}")),
             }
-            c.revision = snap
-                .key_bucket()
-                .and_then(|b| b.last_key())
-                .ok()
-                .flatten()
-                .and_then(|k| snapshot_format::etcd::RevisionKey::parse(&k).ok())
-                .map(|r| r.revision.main);
+            c.revision = latest_revision(snap.db()).ok().filter(|&r| r > 0);
             match snap.members() {
                 Ok(ms) => {
                     members = ms

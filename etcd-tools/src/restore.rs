@@ -40,6 +40,7 @@ use snapshot_format::wal::{
 use snapshot_format::{Error, Result};
 
 use crate::dbedit::{self, DbEdits};
+use crate::fsutil::{make_private_dir, part_path, rename_into_place, sync_dir};
 
 /// What to restore, with etcdutl's flags and defaults.
 #[derive(Debug, Clone)]
@@ -336,16 +337,6 @@ fn in_file(e: Error, snapshot: &Path) -> Error {
     }
 }
 
-/// `<dir>.part`, next to `dir`.
-pub fn part_path(dir: &Path) -> PathBuf {
-    let mut name = dir
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".part");
-    dir.with_file_name(name)
-}
-
 fn dir_has_entries(dir: &Path) -> Result<bool> {
     match fs::read_dir(dir) {
         Ok(mut entries) => Ok(entries.next().is_some()),
@@ -353,41 +344,6 @@ fn dir_has_entries(dir: &Path) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => Ok(true),
         Err(e) => Err(Error::io(format!("reading {}", dir.display()), e)),
     }
-}
-
-/// Creates `dir` and its parents with mode 0700 (etcd's private dir mode).
-pub fn make_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
-}
-
-/// fsyncs a directory, so the names in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
-}
-
-/// Renames `from` to `to` (removing an empty `to` first) and syncs the parent.
-pub fn rename_into_place(from: &Path, to: &Path) -> Result<()> {
-    if to.is_dir() {
-        fs::remove_dir(to).map_err(|e| Error::io(format!("replacing {}", to.display()), e))?;
-    }
-    fs::rename(from, to).map_err(|e| {
-        Error::io(
-            format!("renaming {} to {}", from.display(), to.display()),
-            e,
-        )
-    })?;
-    let parent = to
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    sync_dir(parent)
 }
 
 /// Copies the backend part of `snapshot` to `dest` (new file, fsynced) while verifying

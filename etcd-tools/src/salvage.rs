@@ -456,18 +456,10 @@ fn key_record(key: &[u8], value: &[u8]) -> std::result::Result<RevisionKey, Stri
     Ok(rk)
 }
 
-fn input_db(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join("member").join("snap").join("db")
-    } else {
-        path.to_path_buf()
-    }
-}
-
 /// Salvages `opts.input`. See the module docs.
 pub fn salvage(opts: &SalvageOptions) -> Result<SalvageReport> {
     let started = Instant::now();
-    let db_path = input_db(&opts.input);
+    let db_path = crate::fsutil::backend_path(&opts.input);
     let len = fs::metadata(&db_path)
         .map_err(|e| Error::io(format!("reading {}", db_path.display()), e))?
         .len();
@@ -606,12 +598,7 @@ pub fn salvage(opts: &SalvageOptions) -> Result<SalvageReport> {
         v
     };
     let latest = mains.last().copied().unwrap_or(0);
-    let lost = lost_ranges(
-        &mains,
-        compacted.unwrap_or(0),
-        &walked["key"].holes,
-        &walker,
-    );
+    let lost = lost_ranges(&mains, compacted.unwrap_or(0), &walked["key"].holes);
     let bad_key_records = walker.bad.iter().filter(|r| r.bucket == "key").count();
 
     let mut buckets = Vec::new();
@@ -798,12 +785,7 @@ fn merge_scanned(
 
 /// Revisions missing: above the compaction every main revision up to the latest must
 /// exist; below it, the holes of the walk that no scanned page filled.
-fn lost_ranges(
-    mains: &[i64],
-    compacted: i64,
-    holes: &[Hole],
-    walker: &Walker<'_>,
-) -> Vec<LostRange> {
+fn lost_ranges(mains: &[i64], compacted: i64, holes: &[Hole]) -> Vec<LostRange> {
     let mut lost = Vec::new();
     let latest = mains.last().copied().unwrap_or(0);
     // Above the compaction every main revision up to the latest exists: each gap between
@@ -844,7 +826,6 @@ fn lost_ranges(
             }
         }
     }
-    let _ = walker;
     lost.sort_by_key(|l| l.from_revision);
     lost
 }
@@ -921,7 +902,7 @@ fn write_output(
             output.display()
         )));
     }
-    let part = crate::restore::part_path(output);
+    let part = crate::fsutil::part_path(output);
     let _ = fs::remove_file(&part);
     let file = fs::File::create(&part)
         .map_err(|e| Error::io(format!("creating {}", part.display()), e))?;
@@ -954,9 +935,6 @@ fn write_output(
             part.display()
         )));
     }
-    fs::rename(&part, output).map_err(|e| Error::io(format!("renaming {}", part.display()), e))?;
-    if let Some(dir) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::restore::sync_dir(dir)?;
-    }
+    crate::fsutil::rename_into_place(&part, output)?;
     Ok(summary)
 }

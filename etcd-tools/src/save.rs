@@ -81,16 +81,6 @@ pub struct SaveReport {
 /// Progress: bytes received, and the total when etcd announced it.
 pub type StreamProgress<'a> = &'a (dyn Fn(u64, Option<u64>) + Sync);
 
-/// `DEST.part`.
-fn part_of(dest: &Path) -> PathBuf {
-    let mut name = dest
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".part");
-    dest.with_file_name(name)
-}
-
 /// Saves a snapshot from the first endpoint that completes one. See the module docs.
 pub async fn save(
     endpoints: &[String],
@@ -106,7 +96,7 @@ pub async fn save(
         )));
     }
     let started = Instant::now();
-    let part = part_of(dest);
+    let part = crate::fsutil::part_path(dest);
     let mut failures = Vec::new();
     for endpoint in endpoints {
         match save_from(endpoint, options, &part, progress).await {

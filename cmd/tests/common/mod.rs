@@ -125,3 +125,30 @@ pub async fn all_keys(
         .map(|kv| (kv.key, (kv.value, kv.mod_revision)))
         .collect()
 }
+
+/// `salvor etcd snapshot restore` arguments for one member of a new cluster.
+pub fn restore_args<'a>(
+    snapshot: &'a str,
+    data_dir: &'a str,
+    name: &'a str,
+    initial_cluster: &'a str,
+    token: &'a str,
+    peer_url: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "etcd",
+        "snapshot",
+        "restore",
+        snapshot,
+        "--data-dir",
+        data_dir,
+        "--name",
+        name,
+        "--initial-cluster",
+        initial_cluster,
+        "--initial-cluster-token",
+        token,
+        "--initial-advertise-peer-urls",
+        peer_url,
+    ]
+}
