@@ -259,6 +259,36 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// The frames of a WAL segment as (body start, frame end) offsets, up to the first zero
+/// length word or the first frame that does not fit.
+fn wal_frames(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut frames = Vec::new();
+    let mut pos = 0usize;
+    while let Some(word) = bytes.get(pos..pos + 8) {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        if word == 0 {
+            break;
+        }
+        let len = word & !(0xff << 56);
+        let pad = if word >> 63 == 1 {
+            (word >> 56) & 0x7
+        } else {
+            0
+        };
+        let body = pos + 8;
+        let Some(end) = usize::try_from(len + pad)
+            .ok()
+            .and_then(|n| body.checked_add(n))
+            .filter(|&e| e <= bytes.len())
+        else {
+            break;
+        };
+        frames.push((body, end));
+        pos = end;
+    }
+    frames
+}
+
 fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<std::path::PathBuf>, Error> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| Error::io("read", dir, e))?
@@ -304,12 +334,20 @@ pub fn apply_to_data_dir(
             }
         }
         DataDirDamage::ZeroWalTail => {
+            // A torn write: the sectors after some sector boundary never reached the
+            // disk. The boundary is inside the body of the last record that spans one,
+            // so the record holds an all-zero sector chunk (what etcd's isTornEntry
+            // looks for) whatever the lengths of the records happen to be.
             let mut bytes = read(&last)?;
             let end = data_end(&bytes);
-            if end < 1024 {
-                return Err(bad("the last WAL segment holds too little to tear"));
-            }
-            let start = end - 512;
+            let start = wal_frames(&bytes)
+                .into_iter()
+                .rev()
+                .find_map(|(body, frame_end)| {
+                    let boundary = (body / 512 + 1) * 512;
+                    (boundary < frame_end.min(end)).then_some(boundary)
+                })
+                .ok_or_else(|| bad("no record of the last WAL segment spans a sector"))?;
             bytes[start..end].fill(0);
             write(&last, &bytes)?;
             AppliedToFile {
