@@ -1,7 +1,10 @@
 //! The Kubernetes-API layer of Salvor: discovery, consistent listing, the backup
 //! repository format on object storage, restore planning and applying.
-//!
-//! This crate holds no code yet: its parts arrive with `salvor backup` and
-//! `salvor restore`. It exists now so the workspace has the shape described in
-//! `docs/architecture.md` and the dependency direction
-//! (`cmd -> etcd-tools, resource-backup -> snapshot-format`) is fixed from the start.
+
+pub mod cluster;
+pub mod error;
+pub mod model;
+
+pub use cluster::{Cluster, ClusterArgs};
+pub use error::Error;
+pub use model::{BackupItem, Gvr, ObjectSource, ResourceType};
