@@ -1,0 +1,331 @@
+//! Where a repository lives: a directory (the default for users without S3) or an S3
+//! bucket and prefix (AWS or any S3-compatible server: endpoint and path-style options).
+//!
+//! Everything goes through [`Storage`], which adds the retry policy, maps errors to
+//! [`Error`] with the object's key, and keeps a count of the bytes uploaded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+
+use crate::Error;
+
+/// A parsed `--storage` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// A directory: a plain path or `file:///path`.
+    Dir(PathBuf),
+    /// `s3://bucket/prefix`.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket (no leading or trailing slash; may be empty).
+        prefix: String,
+    },
+}
+
+impl StorageUrl {
+    /// Parses a directory path, `file://` URL or `s3://bucket/prefix`.
+    pub fn parse(url: &str) -> Result<StorageUrl, Error> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{url}: no bucket name (expected s3://BUCKET/PREFIX)"
+                )));
+            }
+            return Ok(StorageUrl::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(Error::Invalid(format!(
+                    "{url}: a file:// URL needs an absolute path (file:///var/backups)"
+                )));
+            }
+            return Ok(StorageUrl::Dir(PathBuf::from(path)));
+        }
+        if url.contains("://") {
+            return Err(Error::Invalid(format!(
+                "{url}: unsupported storage URL (use a directory, file:///path or s3://bucket/prefix)"
+            )));
+        }
+        if url.is_empty() {
+            return Err(Error::Invalid("--storage is empty".to_string()));
+        }
+        Ok(StorageUrl::Dir(PathBuf::from(url)))
+    }
+}
+
+impl std::fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageUrl::Dir(p) => write!(f, "{}", p.display()),
+            StorageUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StorageUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// S3 connection settings beyond the `AWS_*` environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Endpoint of an S3-compatible server (`http://127.0.0.1:3900`); `$AWS_ENDPOINT_URL`
+    /// when absent.
+    pub endpoint: Option<String>,
+    /// Region; `$AWS_REGION` / `$AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`). Defaults to on when an endpoint is
+    /// set (what S3-compatible servers expect) and off for AWS.
+    pub path_style: Option<bool>,
+}
+
+/// How to reach and retry storage.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// S3 settings.
+    pub s3: S3Options,
+    /// Give up on one request after retrying this long (connection refused, 5xx, 429).
+    pub retry_timeout: Duration,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            s3: S3Options::default(),
+            retry_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An open repository location.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    url: StorageUrl,
+    uploaded: Arc<AtomicU64>,
+}
+
+fn env_any(keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+impl Storage {
+    /// Opens the location (creating a directory if needed; nothing is written to S3).
+    pub fn open(url: &StorageUrl, options: &StorageOptions) -> Result<Storage, Error> {
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: 10,
+            retry_timeout: options.retry_timeout,
+        };
+        let store: Arc<dyn ObjectStore> = match url {
+            StorageUrl::Dir(path) => {
+                std::fs::create_dir_all(path).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let fs = LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| Error::storage(url.to_string(), e))?;
+                Arc::new(fs)
+            }
+            StorageUrl::S3 { bucket, prefix } => {
+                let endpoint = options
+                    .s3
+                    .endpoint
+                    .clone()
+                    .or_else(|| env_any(&["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]));
+                let region = options
+                    .s3
+                    .region
+                    .clone()
+                    .or_else(|| env_any(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+                    .unwrap_or_else(|| "us-east-1".to_string());
+                let path_style = options.s3.path_style.unwrap_or(endpoint.is_some());
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_virtual_hosted_style_request(!path_style)
+                    .with_retry(retry);
+                if let Some(endpoint) = endpoint {
+                    builder = builder
+                        .with_allow_http(endpoint.starts_with("http://"))
+                        .with_endpoint(endpoint);
+                }
+                let s3 = builder
+                    .build()
+                    .map_err(|e| Error::storage(url.to_string(), e))?;
+                if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(PrefixStore::new(s3, prefix.as_str()))
+                }
+            }
+        };
+        Ok(Storage {
+            store,
+            url: url.clone(),
+            uploaded: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The URL, for messages.
+    pub fn url(&self) -> &StorageUrl {
+        &self.url
+    }
+
+    /// Bytes written by this handle (and its clones) so far.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.uploaded.load(Ordering::Relaxed)
+    }
+
+    fn location(&self, key: &str) -> String {
+        match &self.url {
+            StorageUrl::Dir(p) => format!("{}/{key}", p.display()),
+            other => format!("{other}/{key}"),
+        }
+    }
+
+    /// Writes an object atomically (readers see all of it or nothing).
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), Error> {
+        let len = bytes.len() as u64;
+        self.store
+            .put(&StorePath::from(key), PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| Error::storage(self.location(key), e))?;
+        self.uploaded.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads a whole object, refusing more than `limit` bytes.
+    pub async fn get(&self, key: &str, limit: u64) -> Result<Bytes, Error> {
+        let result = self
+            .store
+            .get(&StorePath::from(key))
+            .await
+            .map_err(|e| self.not_found_or(key, e))?;
+        if result.meta.size > limit {
+            return Err(Error::corrupt(
+                self.location(key),
+                format!(
+                    "{} bytes, more than the {limit} this kind of object may have",
+                    result.meta.size
+                ),
+            ));
+        }
+        result
+            .bytes()
+            .await
+            .map_err(|e| Error::storage(self.location(key), e))
+    }
+
+    /// Reads an object if it exists.
+    pub async fn get_opt(&self, key: &str, limit: u64) -> Result<Option<Bytes>, Error> {
+        match self.get(key, limit).await {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn not_found_or(&self, key: &str, e: object_store::Error) -> Error {
+        if matches!(e, object_store::Error::NotFound { .. }) {
+            Error::NotFound(format!("{}: no such object", self.location(key)))
+        } else {
+            Error::storage(self.location(key), e)
+        }
+    }
+
+    /// Whether an object exists, and its size.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, Error> {
+        match self.store.head(&StorePath::from(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(self.location(key), e)),
+        }
+    }
+
+    /// Deletes an object (absent is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        match self.store.delete(&StorePath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::storage(self.location(key), e)),
+        }
+    }
+
+    /// Keys (and sizes) under a prefix (`packs/`), recursively.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, Error> {
+        let prefix_path = StorePath::from(prefix.trim_end_matches('/'));
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix_path))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(self.location(prefix), e))?;
+        let mut out: Vec<(String, u64)> = metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.size))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The "directories" directly under a prefix (`backups/` -> backup names).
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let prefix_path = StorePath::from(prefix.trim_end_matches('/'));
+        let result = self
+            .store
+            .list_with_delimiter(Some(&prefix_path))
+            .await
+            .map_err(|e| Error::storage(self.location(prefix), e))?;
+        let mut out: Vec<String> = result
+            .common_prefixes
+            .into_iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        assert_eq!(
+            StorageUrl::parse("s3://b/p/q/").unwrap(),
+            StorageUrl::S3 {
+                bucket: "b".into(),
+                prefix: "p/q".into()
+            }
+        );
+        assert_eq!(
+            StorageUrl::parse("file:///x").unwrap(),
+            StorageUrl::Dir("/x".into())
+        );
+        assert_eq!(
+            StorageUrl::parse("rel/dir").unwrap(),
+            StorageUrl::Dir("rel/dir".into())
+        );
+        assert!(StorageUrl::parse("s3:///p").is_err());
+        assert!(StorageUrl::parse("gs://x").is_err());
+        assert!(StorageUrl::parse("file://rel").is_err());
+    }
+}
