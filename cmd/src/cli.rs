@@ -57,6 +57,12 @@ pub enum Command {
         #[command(subcommand)]
         command: EtcdCommand,
     },
+    /// Kubernetes API backups in a repository on object storage (or a directory).
+    Backup {
+        /// Backup command.
+        #[command(subcommand)]
+        command: crate::commands::backup::BackupCommand,
+    },
     /// Serve the live diagnosis of an etcd cluster as Prometheus metrics (/metrics),
     /// with /healthz and /readyz, re-checking on an interval.
     Server(crate::commands::server::ServerArgs),

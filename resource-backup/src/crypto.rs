@@ -140,6 +140,12 @@ impl Identities {
         self.keys.is_empty()
     }
 
+    /// These and `other`'s.
+    pub fn with(mut self, other: Identities) -> Identities {
+        self.keys.extend(other.keys);
+        self
+    }
+
     /// Decrypts an age file; `what` names it in errors.
     pub fn decrypt(&self, what: &str, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
         if self.keys.is_empty() {

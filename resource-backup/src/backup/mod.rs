@@ -24,7 +24,7 @@ use crate::cluster::{self, Cluster};
 use crate::crypto::{Recipients, SigningKey};
 use crate::model::ResourceType;
 use crate::repo::format::{
-    ClusterIdentity, Counts, Entry, FilterSpec, LockKind, MANIFEST_FORMAT, Manifest, Phase, Problem,
+    ClusterIdentity, Counts, FilterSpec, LockKind, MANIFEST_FORMAT, Manifest, Phase, Problem,
 };
 use crate::repo::pack::{self, PackBuilder};
 use crate::repo::{BlobMap, JsonLinesWriter, Repository, check_backup_name, now_rfc3339};
@@ -91,6 +91,19 @@ pub enum Progress {
     },
 }
 
+/// Entries gathered for one type and namespace, stored as one content-addressed blob
+/// so that a namespace that did not change costs nothing in the next backup.
+struct Chunk {
+    t: ResourceType,
+    namespace: Option<String>,
+    items: Vec<(String, ContentId)>,
+}
+
+/// Entries per chunk at most.
+const CHUNK_ENTRIES: usize = 1000;
+
+pub use crate::repo::format::{ChunkRef, EntryChunk};
+
 /// One line of a backup's log.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LogLine {
@@ -138,8 +151,43 @@ impl Sink {
         }
     }
 
-    /// Stores one selected object.
-    async fn add(&self, t: &ResourceType, builtin: bool, object: &Value) -> Result<(), Error> {
+    /// Stores a blob (canonical JSON) unless the repository holds it already; returns
+    /// its id.
+    async fn put_blob(&self, bytes: &[u8]) -> Result<ContentId, Error> {
+        let id = ContentId::of(bytes);
+        let existing = self
+            .known
+            .blobs
+            .get(&id)
+            .map(|l| self.known.pack_id(l).to_string());
+        let full = match existing {
+            Some(pack_id) => {
+                self.state.lock().await.packs_used.insert(pack_id);
+                None
+            }
+            None => {
+                let blob = pack::compress(id, bytes)?;
+                let mut state = self.state.lock().await;
+                state.pack.add(blob);
+                state
+                    .pack
+                    .is_full()
+                    .then(|| std::mem::replace(&mut state.pack, PackBuilder::new(self.pack_size)))
+            }
+        };
+        if let Some(full) = full {
+            self.upload(full).await?;
+        }
+        Ok(id)
+    }
+
+    /// Stores one selected object; returns its name and id for the entry chunk.
+    async fn add(
+        &self,
+        t: &ResourceType,
+        builtin: bool,
+        object: &Value,
+    ) -> Result<Option<(String, ContentId)>, Error> {
         let meta = &object["metadata"];
         let Some(name) = meta["name"].as_str() else {
             let mut state = self.state.lock().await;
@@ -152,35 +200,18 @@ impl Sink {
                     message: "object without metadata.name: skipped".to_string(),
                 },
             );
-            return Ok(());
+            return Ok(None);
         };
-        let namespace = meta["namespace"].as_str().map(str::to_string);
+        let namespace = meta["namespace"].as_str().unwrap_or_default();
         let bytes = canonical::to_vec(object);
-        let id = ContentId::of(&bytes);
-        let existing = self
-            .known
-            .blobs
-            .get(&id)
-            .map(|l| self.known.pack_id(l).to_string());
-        let blob = match existing {
-            Some(_) => None,
-            None => Some(pack::compress(id, &bytes)?),
-        };
-        let entry = Entry {
-            group: t.gvr.group.clone(),
-            version: t.gvr.version.clone(),
-            resource: t.gvr.resource.clone(),
-            kind: t.kind.clone(),
-            namespace: namespace.clone(),
-            name: name.to_string(),
-            id,
-        };
-        let full = {
+        let new = !self.known.blobs.contains_key(&ContentId::of(&bytes));
+        let id = self.put_blob(&bytes).await?;
+        {
             let mut state = self.state.lock().await;
-            state.entries.push(&entry)?;
             state.related.note(t, builtin, object);
             let counts = &mut state.counts;
             counts.objects += 1;
+            counts.new_objects += u64::from(new);
             counts.raw_bytes += bytes.len() as u64;
             *counts
                 .by_resource
@@ -188,32 +219,39 @@ impl Sink {
                 .or_default() += 1;
             *counts
                 .by_namespace
-                .entry(namespace.unwrap_or_default())
+                .entry(namespace.to_string())
                 .or_default() += 1;
-            match (blob, existing) {
-                (Some(blob), _) => {
-                    state.counts.new_objects += 1;
-                    state.pack.add(blob);
-                    if state.pack.is_full() {
-                        Some(std::mem::replace(
-                            &mut state.pack,
-                            PackBuilder::new(self.pack_size),
-                        ))
-                    } else {
-                        None
-                    }
-                }
-                (None, Some(pack_id)) => {
-                    state.packs_used.insert(pack_id);
-                    None
-                }
-                (None, None) => None,
-            }
-        };
-        self.objects.fetch_add(1, Ordering::Relaxed);
-        if let Some(full) = full {
-            self.upload(full).await?;
         }
+        self.objects.fetch_add(1, Ordering::Relaxed);
+        Ok(Some((name.to_string(), id)))
+    }
+
+    /// Stores a chunk of entries (one type, one namespace) as a blob, and records it
+    /// in the backup's entry list.
+    async fn flush_chunk(&self, chunk: &mut Chunk) -> Result<(), Error> {
+        if chunk.items.is_empty() {
+            return Ok(());
+        }
+        let body = EntryChunk {
+            group: chunk.t.gvr.group.clone(),
+            version: chunk.t.gvr.version.clone(),
+            resource: chunk.t.gvr.resource.clone(),
+            kind: chunk.t.kind.clone(),
+            namespace: chunk.namespace.clone(),
+            items: std::mem::take(&mut chunk.items),
+        };
+        let value = serde_json::to_value(&body).map_err(|e| Error::Invalid(e.to_string()))?;
+        let id = self.put_blob(&canonical::to_vec(&value)).await?;
+        let line = ChunkRef {
+            group: body.group,
+            version: body.version,
+            resource: body.resource,
+            kind: body.kind,
+            namespace: body.namespace,
+            count: body.items.len() as u64,
+            chunk: id,
+        };
+        self.state.lock().await.entries.push(&line)?;
         Ok(())
     }
 
@@ -292,6 +330,7 @@ async fn run(
 ) -> Result<Manifest, Error> {
     let started = Instant::now();
     let started_at = now_rfc3339();
+    let uploaded_before = repo.storage().uploaded_bytes();
     repo.mark_started(&options.name).await?;
     let client = cluster.client().clone();
     let version = cluster.version().await?;
@@ -513,7 +552,7 @@ async fn run(
         .await?;
     listed.sort();
     let mut counts = state.counts.clone();
-    counts.uploaded_bytes = repo.storage().uploaded_bytes();
+    counts.uploaded_bytes = repo.storage().uploaded_bytes() - uploaded_before;
     let mut manifest = Manifest {
         format: MANIFEST_FORMAT.to_string(),
         name: options.name.clone(),
@@ -617,6 +656,11 @@ async fn back_up_type(
         req.exact = true;
     }
     let is_namespaces = t.gvr.group.is_empty() && t.gvr.resource == "namespaces";
+    let mut chunk = Chunk {
+        t: t.clone(),
+        namespace: None,
+        items: Vec::new(),
+    };
     loop {
         let page = list::get_page(client, t, &req).await?;
         let related = if selection == Selection::Related {
@@ -638,8 +682,13 @@ async fn back_up_type(
                 }
                 (None, false) => filters.name_selected(name),
             };
-            if selected {
-                sink.add(t, builtin, object).await?;
+            if selected && let Some(item) = sink.add(t, builtin, object).await? {
+                let namespace = object["metadata"]["namespace"].as_str();
+                if chunk.namespace.as_deref() != namespace || chunk.items.len() >= CHUNK_ENTRIES {
+                    sink.flush_chunk(&mut chunk).await?;
+                    chunk.namespace = namespace.map(str::to_string);
+                }
+                chunk.items.push(item);
                 taken += 1;
             }
         }
@@ -653,6 +702,7 @@ async fn back_up_type(
             None => break,
         }
     }
+    sink.flush_chunk(&mut chunk).await?;
     sink.log("info", format!("{}: {taken} objects", t.gvr));
     Ok(taken)
 }

@@ -111,6 +111,55 @@ impl Entry {
     }
 }
 
+/// A blob listing the objects of one type in one namespace (up to 1000): part of a
+/// backup's entries, content-addressed like objects so unchanged ones are not stored
+/// again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EntryChunk {
+    /// API group.
+    #[serde(rename = "g", default)]
+    pub group: String,
+    /// Version.
+    #[serde(rename = "v")]
+    pub version: String,
+    /// Plural resource.
+    #[serde(rename = "r")]
+    pub resource: String,
+    /// Kind.
+    #[serde(rename = "k")]
+    pub kind: String,
+    /// Namespace (null for cluster-scoped objects).
+    #[serde(rename = "ns", default)]
+    pub namespace: Option<String>,
+    /// (name, content id) of each object.
+    pub items: Vec<(String, ContentId)>,
+}
+
+/// One line of `entries.jsonl.zst`: a chunk of entries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// API group.
+    #[serde(rename = "g", default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// Version.
+    #[serde(rename = "v")]
+    pub version: String,
+    /// Plural resource.
+    #[serde(rename = "r")]
+    pub resource: String,
+    /// Kind.
+    #[serde(rename = "k")]
+    pub kind: String,
+    /// Namespace.
+    #[serde(rename = "ns", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Objects in the chunk.
+    #[serde(rename = "n")]
+    pub count: u64,
+    /// Content id of the [`EntryChunk`] blob.
+    pub chunk: ContentId,
+}
+
 /// What the backup selected.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -27,8 +27,8 @@ use crate::canonical::{self, ContentId};
 use crate::crypto::{Identities, Recipients, SigningKey, VerifyingKey};
 use crate::storage::Storage;
 use format::{
-    CONFIG_KEY, Entry, FileRef, IndexedBlob, Lock, LockKind, MANIFEST_FORMAT, Manifest,
-    REPOSITORY_FORMAT, RepoConfig, Signature, StartedMarker, limits,
+    CONFIG_KEY, ChunkRef, Entry, EntryChunk, FileRef, IndexedBlob, Lock, LockKind, MANIFEST_FORMAT,
+    Manifest, REPOSITORY_FORMAT, RepoConfig, Signature, StartedMarker, limits,
 };
 use pack::SealedPack;
 
@@ -408,10 +408,12 @@ impl Repository {
         pack::decompress_limited(&file.key, &compressed, limits::ENTRIES * 8)
     }
 
-    /// Every entry of a backup.
+    /// Every entry of a backup: the chunk list, then each chunk (from the packs),
+    /// checked against the chunk list and the manifest's count.
     pub async fn entries(
         &self,
         manifest: &Manifest,
+        blobs: &BlobMap,
         identities: &Identities,
     ) -> Result<Vec<Entry>, Error> {
         let text = self
@@ -422,13 +424,43 @@ impl Repository {
             if line.is_empty() {
                 continue;
             }
-            let entry: Entry = serde_json::from_slice(line).map_err(|e| {
+            let at = || format!("{} line {}", manifest.entries.key, i + 1);
+            let chunk_ref: ChunkRef = serde_json::from_slice(line)
+                .map_err(|e| Error::corrupt(at(), format!("not a chunk reference: {e}")))?;
+            let raw = self
+                .read_object(blobs, &chunk_ref.chunk, identities)
+                .await?;
+            let chunk: EntryChunk = serde_json::from_slice(&raw).map_err(|e| {
                 Error::corrupt(
-                    format!("{} line {}", manifest.entries.key, i + 1),
-                    format!("not an entry: {e}"),
+                    format!("entry chunk {}", chunk_ref.chunk),
+                    format!("not an entry chunk: {e}"),
                 )
             })?;
-            out.push(entry);
+            if chunk.items.len() as u64 != chunk_ref.count
+                || chunk.group != chunk_ref.group
+                || chunk.version != chunk_ref.version
+                || chunk.resource != chunk_ref.resource
+                || chunk.namespace != chunk_ref.namespace
+            {
+                return Err(Error::corrupt(
+                    at(),
+                    format!("chunk {} does not match its reference", chunk_ref.chunk),
+                ));
+            }
+            for (name, id) in chunk.items {
+                out.push(Entry {
+                    group: chunk.group.clone(),
+                    version: chunk.version.clone(),
+                    resource: chunk.resource.clone(),
+                    kind: chunk.kind.clone(),
+                    namespace: chunk.namespace.clone(),
+                    name,
+                    id,
+                });
+            }
+            if out.len() as u64 > manifest.counts.objects {
+                break;
+            }
         }
         if out.len() as u64 != manifest.counts.objects {
             return Err(Error::corrupt(
