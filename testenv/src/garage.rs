@@ -161,6 +161,43 @@ fn check_version(binary: &Path) -> Result<String, Error> {
     }
 }
 
+/// One request over plain HTTP/1.0 to 127.0.0.1:`port` (the server closes the
+/// connection after answering), bounded in time: (status code, body).
+async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String), String> {
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no answer within {REQUEST_TIMEOUT:?}"))?
+        .map_err(|error| error.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an HTTP response: {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| format!("no status code in {head:?}"))?;
+    Ok((status, body.to_string()))
+}
+
 /// `bytes` random bytes as lowercase hex.
 fn random_hex(bytes: usize) -> Result<String, Error> {
     let mut buffer = vec![0u8; bytes];
@@ -179,6 +216,8 @@ pub struct Garage {
     binary: PathBuf,
     config: PathBuf,
     log: PathBuf,
+    /// Length of the log when the server was last spawned: what it wrote since.
+    log_offset: u64,
     s3_port: u16,
     admin_port: u16,
     access_key_id: String,
@@ -273,6 +312,7 @@ admin_token = "{admin_token}"
             binary: binary.to_path_buf(),
             log: dir.path().join("garage.log"),
             config,
+            log_offset: 0,
             s3_port,
             admin_port,
             access_key_id,
@@ -324,6 +364,7 @@ admin_token = "{admin_token}"
                 .map(|(name, value)| (OsString::from(name), OsString::from(value)))
                 .collect(),
         };
+        self.log_offset = fs::metadata(&self.log).map_or(0, |meta| meta.len());
         debug!(?spec.args, "spawning garage");
         let child = process::spawn(spec).map_err(|source| Error::Process {
             action: "spawn",
@@ -366,13 +407,16 @@ admin_token = "{admin_token}"
         if status != 200 {
             return Err(format!("GET /health: {status} {}", body.trim()));
         }
-        tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            tokio::net::TcpStream::connect(("127.0.0.1", self.s3_port)),
-        )
-        .await
-        .map_err(|_| "connecting to the S3 port timed out".to_string())?
-        .map_err(|error| format!("connecting to the S3 port: {error}"))?;
+        // Anonymous requests are refused, in S3's words.
+        let (status, body) = http_request(self.s3_port, "GET", "/", &[], "")
+            .await
+            .map_err(|error| format!("S3 API: {error}"))?;
+        if status != 403 || !body.contains("AccessDenied") {
+            return Err(format!(
+                "S3 API: an anonymous GET / answered {status} {}",
+                body.trim()
+            ));
+        }
         Ok(())
     }
 
@@ -398,50 +442,65 @@ admin_token = "{admin_token}"
                 log_tail: log_tail(&self.log),
             });
         }
+        // An API server that cannot bind its port ends, while the process runs on.
+        if self
+            .log_since_spawn()
+            .contains("API server exited with error")
+        {
+            if let Some(mut child) = self.process.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            return Err(Error::GarageExited {
+                status: "killed by testenv: an API server of it failed".to_string(),
+                log: self.log.clone(),
+                log_tail: log_tail(&self.log),
+            });
+        }
         Ok(())
     }
 
-    /// One request to the admin API over plain HTTP/1.0 (the server closes the
-    /// connection after answering): (status code, body).
+    /// What the server logged since it was last spawned (at most the last 64 KiB).
+    fn log_since_spawn(&self) -> String {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        const MAX_BYTES: u64 = 64 * 1024;
+        let read = || -> std::io::Result<String> {
+            let mut file = fs::File::open(&self.log)?;
+            let len = file.metadata()?.len();
+            file.seek(SeekFrom::Start(
+                self.log_offset.max(len.saturating_sub(MAX_BYTES)),
+            ))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        read().unwrap_or_default()
+    }
+
+    /// One request to the admin API: (status code, body).
     async fn admin_request(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, String), Error> {
-        let request_name = format!("{method} {path}");
-        let failed = |problem: String| Error::GarageAdmin {
-            request: request_name.clone(),
-            problem,
-        };
         let body = body.map(Value::to_string).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}",
-            port = self.admin_port,
-            token = self.admin_token,
-            length = body.len(),
-        );
-        let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port)).await?;
-            stream.write_all(request.as_bytes()).await?;
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response).await?;
-            Ok::<_, std::io::Error>(response)
-        };
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .map_err(|_| failed(format!("no answer within {REQUEST_TIMEOUT:?}")))?
-            .map_err(|error| failed(error.to_string()))?;
-        let text = String::from_utf8_lossy(&response);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| failed(format!("not an HTTP response: {text:?}")))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse::<u16>().ok())
-            .ok_or_else(|| failed(format!("no status code in {head:?}")))?;
-        Ok((status, body.to_string()))
+        let authorization = format!("Bearer {}", self.admin_token);
+        http_request(
+            self.admin_port,
+            method,
+            path,
+            &[
+                ("Authorization", authorization.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
+        )
+        .await
+        .map_err(|problem| Error::GarageAdmin {
+            request: format!("{method} {path}"),
+            problem,
+        })
     }
 
     /// An admin API call that must answer 200 with JSON.
