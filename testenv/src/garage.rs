@@ -379,13 +379,12 @@ admin_token = "{admin_token}"
     /// S3 port accepts connections, or fails when Garage exits or 30 s pass.
     async fn wait_ready(&mut self) -> Result<(), Error> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let mut last_error = "not checked yet".to_string();
         loop {
             self.check_running()?;
-            match self.ready().await {
+            let last_error = match self.ready().await {
                 Ok(()) => return Ok(()),
-                Err(error) => last_error = error,
-            }
+                Err(error) => error,
+            };
             if Instant::now() >= deadline {
                 return Err(Error::GarageStartTimeout {
                     timeout: START_TIMEOUT,
