@@ -15,6 +15,12 @@ use testenv::Garage;
 /// show at once.
 fn store_with(garage: &Garage, bucket: &str, secret: &str) -> AmazonS3 {
     AmazonS3Builder::new()
+        // First: `with_client_options` replaces all client options, `allow_http` too.
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(20)),
+        )
         .with_endpoint(garage.endpoint())
         .with_allow_http(true)
         .with_virtual_hosted_style_request(false)
@@ -27,11 +33,6 @@ fn store_with(garage: &Garage, bucket: &str, secret: &str) -> AmazonS3 {
             retry_timeout: Duration::from_secs(5),
             ..RetryConfig::default()
         })
-        .with_client_options(
-            ClientOptions::new()
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(Duration::from_secs(20)),
-        )
         .build()
         .unwrap()
 }
