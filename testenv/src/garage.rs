@@ -12,7 +12,7 @@
 //! # async fn example() -> Result<(), testenv::Error> {
 //! let mut garage = testenv::Garage::start().await?;
 //! println!("{} {}", garage.endpoint(), garage.url("backups/")); // s3://salvor/backups/
-//! garage.stop().await?; // requests fail now
+//! garage.stop().await?; // killed: requests fail now
 //! garage.start_again().await?; // same data, same ports
 //! # Ok(())
 //! # }
@@ -48,7 +48,7 @@ pub const REGION: &str = "garage";
 /// Time allowed for Garage to answer after it was spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Time allowed for Garage to exit after SIGTERM before it is killed.
+/// Time allowed for Garage to exit after SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time allowed for one admin API request.
@@ -624,9 +624,12 @@ admin_token = "{admin_token}"
         self.check_running().is_ok()
     }
 
-    /// Stops the server (SIGTERM; SIGKILL after 10 s) and waits for it to exit. Its
-    /// data, ports and credentials are kept for [`Garage::start_again`]; until then
-    /// every S3 request fails to connect.
+    /// Kills the server (SIGKILL, like a crash) and reaps it. Its data, ports and
+    /// credentials are kept for [`Garage::start_again`]; until then every S3 request
+    /// fails to connect. What was acknowledged before survives (checked by the tests).
+    ///
+    /// Not SIGTERM: Garage's graceful shutdown waits for clients' idle keep-alive
+    /// connections, which object_store keeps open.
     pub async fn stop(&mut self) -> Result<(), Error> {
         let Some(mut child) = self.process.take() else {
             return Ok(());
@@ -638,7 +641,8 @@ admin_token = "{admin_token}"
                 source,
             }
         };
-        process::signal(&mut child, libc::SIGTERM).map_err(failed("stop"))?;
+        child.kill().map_err(failed("kill"))?;
+        // SIGKILL cannot be ignored; the exit is immediate, but stay bounded anyway.
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait().map_err(failed("wait for"))? {
@@ -646,31 +650,16 @@ admin_token = "{admin_token}"
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                warn!("garage ignored SIGTERM for 10 s; killing it");
-                child.kill().map_err(failed("kill"))?;
-                child.wait().map_err(failed("wait for"))?;
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Kills the server with SIGKILL (a crash) and reaps it; like [`Garage::stop`]
-    /// otherwise.
-    pub fn kill(&mut self) -> Result<(), Error> {
-        if let Some(mut child) = self.process.take() {
-            let failed = |action| {
-                move |source| Error::Process {
-                    action,
+                return Err(Error::Process {
+                    action: "wait for",
                     process: "garage server".to_string(),
-                    source,
-                }
-            };
-            child.kill().map_err(failed("kill"))?;
-            child.wait().map_err(failed("wait for"))?;
-            info!("garage killed");
+                    source: std::io::Error::other(format!(
+                        "still running {STOP_TIMEOUT:?} after SIGKILL"
+                    )),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(())
     }
 
     /// Starts the server again (stopping it first if it runs) with the same directory,
