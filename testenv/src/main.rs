@@ -41,8 +41,8 @@ enum S3Command {
 
 #[derive(Debug, Subcommand)]
 enum ClusterCommand {
-    /// Start etcd and the API server, write a kubeconfig once ready, and run until Ctrl-C
-    /// or SIGTERM.
+    /// Start etcd and the API server (and Garage with --s3), write a kubeconfig once ready,
+    /// and run until Ctrl-C or SIGTERM.
     Up(ClusterUpArgs),
 }
 
