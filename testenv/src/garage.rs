@@ -376,7 +376,8 @@ admin_token = "{admin_token}"
     }
 
     /// Waits until the admin API's `/health` says the cluster is operational and the
-    /// S3 port accepts connections, or fails when Garage exits or 30 s pass.
+    /// S3 API refuses an anonymous request as Garage does (403 `AccessDenied`), or fails
+    /// when Garage exits, logs that an API server failed, or 30 s pass.
     async fn wait_ready(&mut self) -> Result<(), Error> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

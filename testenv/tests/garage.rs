@@ -279,3 +279,73 @@ async fn a_dropped_garage_is_gone() {
         "nothing listens on {address} any more"
     );
 }
+
+#[test]
+fn a_missing_garage_says_how_to_install_it() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_testenv"))
+        .args(["s3", "up"])
+        .env("GARAGE", "/nonexistent/garage")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/garage"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cargo install garage --locked --version 2.5.0 --root ~/.cache/salvor/garage"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains(".ci/run"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn testenv_s3_up_prints_a_working_server_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_testenv"))
+        .args(["s3", "up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("a line within 60 s")
+        .unwrap()
+        .expect("a JSON line");
+    let description: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(description["bucket"], "salvor");
+    assert_eq!(description["url"], "s3://salvor/");
+    let s3 = AmazonS3Builder::new()
+        .with_endpoint(description["endpoint"].as_str().unwrap())
+        .with_allow_http(true)
+        .with_region(description["region"].as_str().unwrap())
+        .with_bucket_name(description["bucket"].as_str().unwrap())
+        .with_access_key_id(description["access_key_id"].as_str().unwrap())
+        .with_secret_access_key(description["secret_access_key"].as_str().unwrap())
+        .build()
+        .unwrap();
+    s3.put(&Path::from("hello"), PutPayload::from_static(b"world"))
+        .await
+        .unwrap();
+    let dir = std::path::PathBuf::from(description["dir"].as_str().unwrap());
+    assert!(dir.is_dir());
+
+    let pid = i32::try_from(child.id().unwrap()).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("testenv exits within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!dir.exists(), "{} was removed", dir.display());
+}
