@@ -675,13 +675,30 @@ async fn injected_faults_fail_one_resource_and_leave_it_in_discovery() {
         let text = format!("{error:?}");
         assert!(text.contains("500") && text.contains("InternalError"), "{text}");
 
+        // Custom resources are named plural.group; their CRD keeps working.
+        let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+        expect(&c, "POST", crds, Some(gadget_crd()), 201).await;
+        let gadgets = "/apis/example.com/v1/namespaces/default/gadgets";
+        let gadget = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"n": 1}});
+        expect(&c, "POST", gadgets, Some(gadget), 201).await;
+        server.fail_resource("gadgets.example.com");
+        let status = expect_status(&c, "GET", gadgets, None, 500, "InternalError").await;
+        assert_eq!(status["message"], "Internal error occurred: injected fault: every request for gadgets.example.com fails");
+        expect_status(&c, "GET", "/apis/example.com/v1beta1/gadgets", None, 500, "InternalError").await;
+        expect_status(&c, "GET", &format!("{gadgets}/g/status"), None, 500, "InternalError").await;
+        let resources = expect(&c, "GET", "/apis/example.com/v1", None, 200).await;
+        assert!(resources["resources"].as_array().unwrap().iter().any(|r| r["name"] == "gadgets"), "{resources}");
+        expect(&c, "GET", &format!("{crds}/gadgets.example.com"), None, 200).await;
+
         // Cleared: both work again, and the delete refused above did not happen.
+        assert_eq!(server.failing_resources(), vec!["configmaps", "deployments.apps", "gadgets.example.com"]);
         server.clear_faults();
         assert!(server.failing_resources().is_empty());
         let list = expect(&c, "GET", base, None, 200).await;
         assert!(names(&list).contains(&"before".to_string()), "{list}");
         expect(&c, "POST", "/apis/apps/v1/namespaces/default/deployments", Some(deployment), 201).await;
         expect(&c, "GET", "/apis/apps/v1/namespaces/default/deployments/web", None, 200).await;
+        expect(&c, "GET", &format!("{gadgets}/g"), None, 200).await;
     })
     .await;
 }
