@@ -382,6 +382,7 @@ impl EtcdCluster {
             program: self.options.etcd_binary.clone(),
             args,
             log: self.members[index].log.clone(),
+            env: Vec::new(),
         };
         debug!(member = %self.members[index].name, ?spec, "spawning etcd");
         let child = process::spawn(spec).map_err(|source| Error::Process {
@@ -801,7 +802,7 @@ async fn probe(
 }
 
 /// Fails with an install hint when the binary cannot be run.
-fn check_binary(binary: &Path) -> Result<(), Error> {
+pub(crate) fn check_binary(binary: &Path) -> Result<(), Error> {
     match Command::new(binary).arg("--version").output() {
         Ok(output) if output.status.success() => Ok(()),
         Ok(output) => Err(Error::BinaryMissing {
@@ -852,7 +853,7 @@ pub(crate) fn run_command(command: &mut Command) -> Result<String, Error> {
 
 /// Reserves `count` distinct free ports on 127.0.0.1 that this process has
 /// not handed out before.
-fn reserve_ports(count: usize) -> Result<Vec<u16>, Error> {
+pub(crate) fn reserve_ports(count: usize) -> Result<Vec<u16>, Error> {
     let mut reserved = RESERVED_PORTS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -128,6 +128,51 @@ pub enum Error {
         stderr: String,
     },
 
+    /// The Garage binary is missing or unusable.
+    #[error(
+        "{problem}; install Garage 2.5.0 with `cargo install garage --locked --version 2.5.0 --root ~/.cache/salvor/garage` (or run .ci/run), or set GARAGE to its path"
+    )]
+    GarageMissing {
+        /// What was looked for and why it did not do.
+        problem: String,
+    },
+
+    /// The Garage server exited while it was expected to run.
+    #[error("garage server exited ({status}); last lines of {}:\n{log_tail}", log.display())]
+    GarageExited {
+        /// Its exit status.
+        status: String,
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        log_tail: String,
+    },
+
+    /// The Garage server did not become ready in time.
+    #[error(
+        "garage server not ready after {timeout:?} (last check: {last_error}); last lines of {}:\n{log_tail}",
+        log.display()
+    )]
+    GarageStartTimeout {
+        /// The timeout.
+        timeout: Duration,
+        /// What the last readiness check saw.
+        last_error: String,
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        log_tail: String,
+    },
+
+    /// A request to Garage's admin API failed.
+    #[error("garage admin API {request}: {problem}")]
+    GarageAdmin {
+        /// The request (`POST /v2/CreateBucket`).
+        request: String,
+        /// What went wrong (status and body, or the I/O error).
+        problem: String,
+    },
+
     /// The Kubernetes API server failed (to start, or a request it made of itself).
     #[error("API server: {during}: {source}")]
     Api {

@@ -1,12 +1,12 @@
-//! Test environment: real etcd 3.4 on loopback, Kubernetes-like workloads,
-//! snapshots.
+//! Test environment: real etcd 3.4 on loopback, a real S3 server (Garage),
+//! Kubernetes-like workloads, snapshots.
 //!
 //! [`EtcdCluster`] starts one or more real `etcd` members (Debian's
 //! `etcd-server` package) on free 127.0.0.1 ports in a temporary directory,
 //! optionally with TLS and client certificates, and kills them when dropped.
 //! [`load`] writes a deterministic [`Workload`] through [`etcd_rpc::Client`];
 //! [`snapshot`] saves a snapshot over gRPC, [`EtcdCluster::etcdctl_snapshot_save`]
-//! with the real etcdctl.
+//! with the real etcdctl. [`Garage`] starts a real S3 server (see [`garage`]).
 //!
 //! ```no_run
 //! use testenv::{EtcdCluster, Workload};
@@ -26,6 +26,7 @@ pub mod apiserver;
 mod cluster;
 pub mod damage;
 mod error;
+pub mod garage;
 mod pki;
 mod process;
 mod snapshot;
@@ -36,6 +37,7 @@ pub use cluster::{
     initial_cluster,
 };
 pub use error::Error;
+pub use garage::Garage;
 pub use pki::{CLIENT_COMMON_NAME, TlsFiles};
 pub use snapshot::snapshot;
 pub use workload::{

@@ -1,4 +1,5 @@
-//! `testenv`: start real etcd on loopback for manual testing, and make snapshot fixtures.
+//! `testenv`: start real etcd, the Kubernetes API server and Garage (S3) on loopback for
+//! manual testing, and make snapshot fixtures.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -8,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use testenv::{EtcdCluster, EtcdOptions, LoadProgress, ValueSizes, Workload};
 use tracing_subscriber::EnvFilter;
 
-/// Test environment for Salvor: real etcd members on 127.0.0.1.
+/// Test environment for Salvor: real etcd members, a Kubernetes API server and a real S3
+/// server (Garage) on 127.0.0.1.
 #[derive(Debug, Parser)]
 #[command(name = "testenv", version)]
 struct Cli {
@@ -24,12 +26,23 @@ enum Command {
     /// Kubernetes clusters: etcd plus testenv's API server.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// S3 object storage: a real Garage server.
+    #[command(subcommand)]
+    S3(S3Command),
+}
+
+#[derive(Debug, Subcommand)]
+enum S3Command {
+    /// Start Garage with an access key and the bucket `salvor`, print a JSON line with the
+    /// endpoint, region, bucket and credentials once ready, and run until Ctrl-C or
+    /// SIGTERM.
+    Up,
 }
 
 #[derive(Debug, Subcommand)]
 enum ClusterCommand {
-    /// Start etcd and the API server, write a kubeconfig once ready, and run until Ctrl-C
-    /// or SIGTERM.
+    /// Start etcd and the API server (and Garage with --s3), write a kubeconfig once ready,
+    /// and run until Ctrl-C or SIGTERM.
     Up(ClusterUpArgs),
 }
 
@@ -55,6 +68,9 @@ struct ClusterUpArgs {
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also start Garage (S3) and add it to the printed JSON as `s3`.
+    #[arg(long)]
+    s3: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,7 +209,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Etcd(EtcdCommand::Up(args)) => up(args).await,
         Command::Etcd(EtcdCommand::Snapshot(args)) => snapshot(args).await,
         Command::Cluster(ClusterCommand::Up(args)) => cluster_up(args).await,
+        Command::S3(S3Command::Up) => s3_up().await,
     }
+}
+
+async fn s3_up() -> anyhow::Result<()> {
+    let mut garage = testenv::Garage::start().await.context("starting Garage")?;
+    println!("{}", garage.description());
+    wait_for_shutdown_signal().await?;
+    eprintln!("stopping Garage");
+    garage.stop().await?;
+    Ok(())
 }
 
 async fn cluster_up(args: ClusterUpArgs) -> anyhow::Result<()> {
@@ -221,11 +247,17 @@ async fn cluster_up(args: ClusterUpArgs) -> anyhow::Result<()> {
             profile,
             token: args.token.clone(),
             encryption,
+            ..ApiServerOptions::default()
         },
         ..KubeClusterOptions::default()
     })
     .await
     .context("starting the cluster")?;
+    let mut garage = if args.s3 {
+        Some(testenv::Garage::start().await.context("starting Garage")?)
+    } else {
+        None
+    };
     if let Some(objects) = args.workload {
         let workload = testenv::apiserver::workload::ClusterWorkload::sized(objects, args.seed);
         let report = workload
@@ -243,16 +275,23 @@ async fn cluster_up(args: ClusterUpArgs) -> anyhow::Result<()> {
         .server()
         .write_kubeconfig(&args.kubeconfig)
         .with_context(|| format!("writing {}", args.kubeconfig.display()))?;
-    let description = serde_json::json!({
+    let mut description = serde_json::json!({
         "server": cluster.server().url(),
         "kubeconfig": args.kubeconfig,
         "profile": profile.name,
         "etcd": cluster.etcd().endpoints(),
     });
+    if let Some(garage) = &garage {
+        description["s3"] = garage.description();
+    }
     println!("{description}");
     wait_for_shutdown_signal().await?;
     eprintln!("stopping the API server and etcd");
     cluster.stop().await?;
+    if let Some(garage) = &mut garage {
+        eprintln!("stopping Garage");
+        garage.stop().await?;
+    }
     let _ = std::fs::remove_file(&args.kubeconfig);
     Ok(())
 }

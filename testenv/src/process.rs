@@ -25,6 +25,8 @@ pub(crate) struct ProcessSpec {
     pub args: Vec<OsString>,
     /// File that receives stdout and stderr (appended to).
     pub log: PathBuf,
+    /// Environment variables set in addition to the inherited ones.
+    pub env: Vec<(OsString, OsString)>,
 }
 
 struct SpawnRequest {
@@ -71,6 +73,7 @@ fn spawn_here(spec: &ProcessSpec) -> io::Result<Child> {
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
+        .envs(spec.env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

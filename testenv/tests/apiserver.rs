@@ -624,3 +624,81 @@ async fn a_second_server_over_the_same_etcd_knows_crds_allocations_and_owners() 
     .await;
     cluster.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_faults_fail_one_resource_and_leave_it_in_discovery() {
+    let cluster = KubeCluster::start(KubeClusterOptions {
+        server: ApiServerOptions {
+            fail_resources: vec!["deployments.apps".to_string()],
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let server = cluster.server();
+    let c = client(server, None);
+    bounded(async {
+        let base = "/api/v1/namespaces/default/configmaps";
+        expect(&c, "POST", base, Some(configmap("before", json!({}))), 201).await;
+        assert_eq!(server.failing_resources(), vec!["deployments.apps"]);
+
+        // Failing from the options: every verb and scope of deployments.apps.
+        for path in ["/apis/apps/v1/deployments", "/apis/apps/v1/namespaces/default/deployments", "/apis/apps/v1/namespaces/default/deployments/web"] {
+            let status = expect_status(&c, "GET", path, None, 500, "InternalError").await;
+            assert_eq!(status["message"], "Internal error occurred: injected fault: every request for deployments.apps fails");
+        }
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+        expect_status(&c, "POST", "/apis/apps/v1/namespaces/default/deployments", Some(deployment.clone()), 500, "InternalError").await;
+        // Other resources of the group still work; discovery still lists the resource.
+        expect(&c, "GET", "/apis/apps/v1/namespaces/default/replicasets", None, 200).await;
+        let resources = expect(&c, "GET", "/apis/apps/v1", None, 200).await;
+        assert!(resources["resources"].as_array().unwrap().iter().any(|r| r["name"] == "deployments"), "{resources}");
+
+        // Failing at run time: configmaps (core group), lists, gets and watches.
+        server.fail_resource("configmaps");
+        assert_eq!(server.failing_resources(), vec!["configmaps", "deployments.apps"]);
+        let status = expect_status(&c, "GET", base, None, 500, "InternalError").await;
+        assert_eq!(status["message"], "Internal error occurred: injected fault: every request for configmaps fails");
+        expect_status(&c, "GET", "/api/v1/configmaps", None, 500, "InternalError").await;
+        expect_status(&c, "GET", &format!("{base}/before"), None, 500, "InternalError").await;
+        expect_status(&c, "GET", &format!("{base}?watch=true&timeoutSeconds=1"), None, 500, "InternalError").await;
+        expect_status(&c, "DELETE", &format!("{base}/before"), None, 500, "InternalError").await;
+        let v1 = expect(&c, "GET", "/api/v1", None, 200).await;
+        assert!(v1["resources"].as_array().unwrap().iter().any(|r| r["name"] == "configmaps"), "{v1}");
+        expect(&c, "GET", "/api/v1/namespaces/default/secrets", None, 200).await;
+        expect(&c, "GET", "/api/v1/namespaces", None, 200).await;
+        // kube-rs sees an API error with the code and reason.
+        let typed: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::default_namespaced(c.clone());
+        let error = typed.list(&Default::default()).await.unwrap_err();
+        let text = format!("{error:?}");
+        assert!(text.contains("500") && text.contains("InternalError"), "{text}");
+
+        // Custom resources are named plural.group; their CRD keeps working.
+        let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+        expect(&c, "POST", crds, Some(gadget_crd()), 201).await;
+        let gadgets = "/apis/example.com/v1/namespaces/default/gadgets";
+        let gadget = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"n": 1}});
+        expect(&c, "POST", gadgets, Some(gadget), 201).await;
+        server.fail_resource("gadgets.example.com");
+        let status = expect_status(&c, "GET", gadgets, None, 500, "InternalError").await;
+        assert_eq!(status["message"], "Internal error occurred: injected fault: every request for gadgets.example.com fails");
+        expect_status(&c, "GET", "/apis/example.com/v1beta1/gadgets", None, 500, "InternalError").await;
+        expect_status(&c, "GET", &format!("{gadgets}/g/status"), None, 500, "InternalError").await;
+        let resources = expect(&c, "GET", "/apis/example.com/v1", None, 200).await;
+        assert!(resources["resources"].as_array().unwrap().iter().any(|r| r["name"] == "gadgets"), "{resources}");
+        expect(&c, "GET", &format!("{crds}/gadgets.example.com"), None, 200).await;
+
+        // Cleared: both work again, and the delete refused above did not happen.
+        assert_eq!(server.failing_resources(), vec!["configmaps", "deployments.apps", "gadgets.example.com"]);
+        server.clear_faults();
+        assert!(server.failing_resources().is_empty());
+        let list = expect(&c, "GET", base, None, 200).await;
+        assert!(names(&list).contains(&"before".to_string()), "{list}");
+        expect(&c, "POST", "/apis/apps/v1/namespaces/default/deployments", Some(deployment), 201).await;
+        expect(&c, "GET", "/apis/apps/v1/namespaces/default/deployments/web", None, 200).await;
+        expect(&c, "GET", &format!("{gadgets}/g"), None, 200).await;
+    })
+    .await;
+}

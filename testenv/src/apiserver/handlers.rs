@@ -2,9 +2,9 @@
 //! JSON bodies (size-capped), server-side `Table`s for `kubectl get`, and watches
 //! streamed from an etcd watch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -36,6 +36,69 @@ pub struct HttpState {
     pub token: Option<String>,
     /// `host:port` the server listens on.
     pub address: String,
+    /// Resources whose every request fails (fault injection).
+    pub faults: Arc<Faults>,
+}
+
+/// Fault injection: resources (`configmaps`, `deployments.apps`,
+/// `widgets.example.com`) whose every request is answered with a 500 `InternalError`
+/// `Status`. Discovery still lists them.
+#[derive(Debug, Default)]
+pub struct Faults {
+    failing: RwLock<BTreeSet<String>>,
+}
+
+impl Faults {
+    /// Faults for `resources`.
+    pub fn new(resources: impl IntoIterator<Item = String>) -> Self {
+        Faults {
+            failing: RwLock::new(resources.into_iter().collect()),
+        }
+    }
+
+    /// Makes every request for `resource` fail.
+    pub fn fail(&self, resource: String) {
+        self.failing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(resource);
+    }
+
+    /// Lets every resource work again.
+    pub fn clear(&self) {
+        self.failing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The failing resources, sorted.
+    pub fn failing(&self) -> Vec<String> {
+        self.failing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The injected error for a request of `resource` in `group`, if it is to fail.
+    fn check(&self, group: &str, resource: &str) -> Result<(), ApiError> {
+        let failing = self
+            .failing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failing.is_empty() {
+            return Ok(());
+        }
+        let name = super::status::qualified(group, resource);
+        if failing.contains(&name) {
+            return Err(ApiError::internal(format!(
+                "Internal error occurred: injected fault: every request for {name} fails"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The router.
@@ -193,6 +256,9 @@ async fn route(
         }
         [] => return Err(not_found()),
     };
+    state
+        .faults
+        .check(&target.resource.group, &target.resource.resource)?;
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     super::objects::DRY_RUN
         .scope(dry_run, serve(state, method, query, headers, body, target))

@@ -55,6 +55,11 @@ pub struct ApiServerOptions {
     pub token: Option<String>,
     /// Encrypt at rest, like kube-apiserver's `--encryption-provider-config`.
     pub encryption: Option<EncryptionConfig>,
+    /// Fault injection: every request for these resources (`configmaps`,
+    /// `deployments.apps`, `widgets.example.com`: plural, then `.group` unless core)
+    /// is answered with a 500 `InternalError` `Status`, while discovery still lists
+    /// them. See [`ApiServer::fail_resource`] to change this at run time.
+    pub fail_resources: Vec<String>,
 }
 
 impl Default for ApiServerOptions {
@@ -63,6 +68,7 @@ impl Default for ApiServerOptions {
             profile: &NEWER,
             token: None,
             encryption: None,
+            fail_resources: Vec::new(),
         }
     }
 }
@@ -73,6 +79,7 @@ pub struct ApiServer {
     address: SocketAddr,
     token: Option<String>,
     api: Arc<Api>,
+    faults: Arc<handlers::Faults>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     background: JoinHandle<()>,
@@ -102,10 +109,12 @@ impl ApiServer {
             .await
             .map_err(Error::Port)?;
         let address = listener.local_addr().map_err(Error::Port)?;
+        let faults = Arc::new(handlers::Faults::new(options.fail_resources));
         let router = handlers::router(handlers::HttpState {
             api: api.clone(),
             token: options.token.clone(),
             address: address.to_string(),
+            faults: faults.clone(),
         });
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -122,6 +131,7 @@ impl ApiServer {
             address,
             token: options.token,
             api,
+            faults,
             shutdown: Some(shutdown),
             task: Some(task),
             background,
@@ -141,6 +151,27 @@ impl ApiServer {
     /// The API itself, for in-process writers such as the workload generator.
     pub fn api(&self) -> &Arc<Api> {
         &self.api
+    }
+
+    /// Fault injection: from now on every request for `resource` (`configmaps`,
+    /// `deployments.apps`, `widgets.example.com`: plural, then `.group` unless core) —
+    /// any verb, namespace or subresource, watches too — is answered with a 500
+    /// `Status` of reason `InternalError`. Discovery and OpenAPI still list the
+    /// resource, so a client sees it and then fails to use it. Requests already
+    /// running (open watches) are not cut.
+    pub fn fail_resource(&self, resource: impl Into<String>) {
+        self.faults.fail(resource.into());
+    }
+
+    /// Ends every fault injected by [`ApiServer::fail_resource`] or
+    /// [`ApiServerOptions::fail_resources`].
+    pub fn clear_faults(&self) {
+        self.faults.clear();
+    }
+
+    /// The resources failing on purpose, sorted.
+    pub fn failing_resources(&self) -> Vec<String> {
+        self.faults.failing()
     }
 
     /// A kubeconfig for this server (JSON, which is YAML).

@@ -9,12 +9,21 @@ use testenv::apiserver::ApiServer;
 
 /// A kube-rs client for `server` (with `token`, if given).
 pub fn client(server: &ApiServer, token: Option<&str>) -> kube::Client {
+    install_crypto_provider();
     let mut config = kube::Config::new(server.url().parse().unwrap());
     if let Some(token) = token {
         config.auth_info.token = Some(token.to_string().into());
     }
     config.read_timeout = Some(Duration::from_secs(30));
     kube::Client::try_from(config).unwrap()
+}
+
+/// Makes ring rustls's process-wide default. object_store (a dev-dependency) enables the
+/// aws-lc-rs provider next to kube's ring; with two enabled rustls picks none, and kube's
+/// client panics without a default.
+pub fn install_crypto_provider() {
+    // Err: already installed (by another test of this process); fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// One raw request: (status code, body as JSON or as a string).
