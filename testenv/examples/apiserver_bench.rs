@@ -51,9 +51,6 @@ async fn main() {
         .unwrap();
     let server = cluster.server();
     let etcd = cluster.etcd().client().await.unwrap();
-    // object_store (a dev-dependency) enables rustls's aws-lc-rs provider next to kube's
-    // ring; with two, rustls picks none, so pick ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
     let api = server.api().clone();
     let namespaces = api.discovery().get("", "v1", "namespaces").unwrap();

@@ -14,6 +14,8 @@ use testenv::Garage;
 /// A client for `bucket` of `garage` with `secret`, without retries, so that failures
 /// show at once.
 fn store_with(garage: &Garage, bucket: &str, secret: &str) -> AmazonS3 {
+    // reqwest is built without a rustls provider of its own (workspace manifest).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     AmazonS3Builder::new()
         // First: `with_client_options` replaces all client options, `allow_http` too.
         .with_client_options(
@@ -321,6 +323,7 @@ async fn testenv_s3_up_prints_a_working_server_and_stops_on_sigterm() {
     let description: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(description["bucket"], "salvor");
     assert_eq!(description["url"], "s3://salvor/");
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let s3 = AmazonS3Builder::new()
         .with_endpoint(description["endpoint"].as_str().unwrap())
         .with_allow_http(true)

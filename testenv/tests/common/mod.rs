@@ -18,9 +18,8 @@ pub fn client(server: &ApiServer, token: Option<&str>) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
-/// Makes ring rustls's process-wide default. object_store (a dev-dependency) enables the
-/// aws-lc-rs provider next to kube's ring; with two enabled rustls picks none, and kube's
-/// client panics without a default.
+/// Makes ring rustls's process-wide default: object_store's HTTP client (reqwest built
+/// with `rustls-no-provider`, see the workspace manifest) refuses to start without one.
 pub fn install_crypto_provider() {
     // Err: already installed (by another test of this process); fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
