@@ -89,6 +89,27 @@ pub struct S3Options {
     /// Path-style requests (`endpoint/bucket/key`). Defaults to on when an endpoint is
     /// set (what S3-compatible servers expect) and off for AWS.
     pub path_style: Option<bool>,
+    /// Access key id and secret, instead of `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` (never printed: `Debug` hides the secret).
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Static S3 credentials.
+#[derive(Clone)]
+pub struct S3Credentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// How to reach and retry storage.
@@ -166,6 +187,11 @@ impl Storage {
                     .with_region(region)
                     .with_virtual_hosted_style_request(!path_style)
                     .with_retry(retry);
+                if let Some(c) = &options.s3.credentials {
+                    builder = builder
+                        .with_access_key_id(&c.access_key_id)
+                        .with_secret_access_key(&c.secret_access_key);
+                }
                 if let Some(endpoint) = endpoint {
                     builder = builder
                         .with_allow_http(endpoint.starts_with("http://"))

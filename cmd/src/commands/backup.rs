@@ -44,6 +44,7 @@ impl StorageArgs {
                 endpoint: self.s3_endpoint.clone(),
                 region: self.s3_region.clone(),
                 path_style: self.s3_path_style,
+                credentials: None,
             },
             retry_timeout: Duration::from_secs(self.storage_timeout.max(1)),
         };

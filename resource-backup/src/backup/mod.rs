@@ -457,7 +457,12 @@ async fn run(
         }
         let mut fatal = None;
         while let Some(joined) = tasks.join_next().await {
-            let (t, result) = joined.map_err(|e| Error::Invalid(format!("list task: {e}")))?;
+            let (t, result) = match joined {
+                Ok(r) => r,
+                // Aborted after a fatal error, which is reported below.
+                Err(e) if e.is_cancelled() => continue,
+                Err(e) => return Err(Error::Invalid(format!("list task: {e}"))),
+            };
             let name = t.gvr.to_string();
             match result {
                 Ok(n) => {
