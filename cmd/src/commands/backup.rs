@@ -37,7 +37,8 @@ pub struct StorageArgs {
 }
 
 impl StorageArgs {
-    fn storage(&self) -> anyhow::Result<Storage> {
+    /// Opens the location.
+    pub fn storage(&self) -> anyhow::Result<Storage> {
         let url = StorageUrl::parse(&self.storage)?;
         let options = StorageOptions {
             s3: S3Options {
@@ -159,12 +160,46 @@ pub enum BackupCommand {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Turn the Kubernetes objects inside an etcd snapshot into a backup (restorable
+    /// into any cluster through its API, even when the old API server is dead).
+    ImportEtcd(Box<super::import::ImportArgs>),
     /// Write a new ed25519 signing key (PKCS#8 PEM) and print its public key.
     Keygen {
         /// Where to write the private key (mode 0600).
         #[arg(long)]
         sign_key: PathBuf,
     },
+}
+
+/// Encryption and signing of new backups.
+#[derive(Debug, Clone, Args)]
+pub struct SealArgs {
+    /// Encrypt to this age recipient (age1…; repeatable).
+    #[arg(long, short = 'r')]
+    pub recipient: Vec<String>,
+    /// Encrypt to the recipients in this file (one per line).
+    #[arg(long, short = 'R')]
+    pub recipients_file: Vec<PathBuf>,
+    /// Sign the manifest with this ed25519 key (PKCS#8 PEM; see `salvor backup keygen`).
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
+}
+
+impl SealArgs {
+    /// Applies them to backup options.
+    pub fn apply(&self, options: &mut BackupOptions) -> anyhow::Result<()> {
+        let mut recipients = Recipients::parse(self.recipient.iter().map(String::as_str))?;
+        for f in &self.recipients_file {
+            recipients.extend(Recipients::read_file(f)?);
+        }
+        options.recipients = recipients;
+        options.signing = self
+            .sign_key
+            .as_deref()
+            .map(SigningKey::read_file)
+            .transpose()?;
+        Ok(())
+    }
 }
 
 /// `salvor backup create`.
@@ -205,15 +240,8 @@ pub struct CreateArgs {
     /// Back up every served version of each resource, not only the preferred one.
     #[arg(long)]
     pub all_versions: bool,
-    /// Encrypt to this age recipient (age1…; repeatable).
-    #[arg(long, short = 'r')]
-    pub recipient: Vec<String>,
-    /// Encrypt to the recipients in this file (one per line).
-    #[arg(long, short = 'R')]
-    pub recipients_file: Vec<PathBuf>,
-    /// Sign the manifest with this ed25519 key (PKCS#8 PEM; see `salvor backup keygen`).
-    #[arg(long)]
-    pub sign_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub seal: SealArgs,
     /// Resource types listed at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -260,19 +288,11 @@ pub fn run(command: BackupCommand, format: Format) -> anyhow::Result<u8> {
             storage,
         } => runtime.block_on(download(&name, &dir, &identity, &storage, format)),
         BackupCommand::Keygen { sign_key } => keygen(&sign_key),
+        BackupCommand::ImportEtcd(args) => runtime.block_on(super::import::run(*args, format)),
     }
 }
 
 async fn create(args: CreateArgs, format: Format) -> anyhow::Result<u8> {
-    let mut recipients = Recipients::parse(args.recipient.iter().map(String::as_str))?;
-    for f in &args.recipients_file {
-        recipients.extend(Recipients::read_file(f)?);
-    }
-    let signing = args
-        .sign_key
-        .as_deref()
-        .map(SigningKey::read_file)
-        .transpose()?;
     let cluster = Cluster::connect(&args.kube.cluster_args()).await?;
     let repo = Repository::open_or_init(args.storage.storage()?).await?;
     let mut options = BackupOptions::new(&args.name);
@@ -289,8 +309,7 @@ async fn create(args: CreateArgs, format: Format) -> anyhow::Result<u8> {
     };
     options.page_size = args.page_size;
     options.concurrency = args.concurrency;
-    options.recipients = recipients;
-    options.signing = signing;
+    args.seal.apply(&mut options)?;
     options.context = args
         .kube
         .context
@@ -309,7 +328,8 @@ async fn create(args: CreateArgs, format: Format) -> anyhow::Result<u8> {
     Ok(phase_code(&manifest))
 }
 
-fn phase_code(m: &Manifest) -> u8 {
+/// The exit code of a finished backup: 3 when PartiallyFailed.
+pub fn phase_code(m: &Manifest) -> u8 {
     match m.phase {
         Phase::Completed => exit::OK,
         Phase::PartiallyFailed => exit::FINDINGS,
@@ -323,7 +343,8 @@ fn phase(m: &Manifest) -> &'static str {
     }
 }
 
-fn print_manifest(m: &Manifest, format: Format) -> anyhow::Result<()> {
+/// Prints a manifest as a summary table (or JSON/YAML).
+pub fn print_manifest(m: &Manifest, format: Format) -> anyhow::Result<()> {
     if print_structured(format, m)? {
         return Ok(());
     }

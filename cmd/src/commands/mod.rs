@@ -5,6 +5,7 @@ pub mod check;
 pub mod conn;
 pub mod connect;
 pub mod diagnose;
+pub mod import;
 pub mod objects;
 pub mod progress;
 pub mod recover;

@@ -21,6 +21,22 @@ pub fn salvor(args: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), stdout, stderr)
 }
 
+/// Runs the salvor binary with extra environment variables.
+pub fn salvor_env(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "salvor {args:?} panicked: {stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
 /// Copies a directory tree (a data dir, for damaging a copy).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -8,6 +8,7 @@
 //! written last.
 
 pub mod filter;
+pub mod import;
 pub mod list;
 
 use std::collections::BTreeSet;
@@ -23,8 +24,9 @@ use crate::canonical::{self, ContentId};
 use crate::cluster::{self, Cluster};
 use crate::crypto::{Recipients, SigningKey};
 use crate::model::ResourceType;
+pub use crate::repo::format::Manifest;
 use crate::repo::format::{
-    ClusterIdentity, Counts, FilterSpec, LockKind, MANIFEST_FORMAT, Manifest, Phase, Problem,
+    ClusterIdentity, Counts, FilterSpec, LockKind, MANIFEST_FORMAT, Phase, Problem,
 };
 use crate::repo::pack::{self, PackBuilder};
 use crate::repo::{BlobMap, JsonLinesWriter, Repository, check_backup_name, now_rfc3339};
@@ -343,30 +345,7 @@ async fn run(
     types.retain(|t| !filter::is_cohabitant_duplicate(t, &all));
     progress(Progress::Types(types.len()));
 
-    let known = repo.load_blobs().await?;
-    let sink = Arc::new(Sink {
-        repo: repo.clone(),
-        recipients: options.recipients.clone(),
-        known,
-        pack_size: options.pack_size,
-        state: Mutex::new(SinkState {
-            pack: PackBuilder::new(options.pack_size),
-            entries: JsonLinesWriter::new()?,
-            counts: Counts::default(),
-            packs_used: BTreeSet::new(),
-            related: Related::default(),
-            object_errors: Vec::new(),
-            dropped_errors: 0,
-        }),
-        objects: AtomicU64::new(0),
-        log: std::sync::Mutex::new(Vec::new()),
-    });
-    for broken in &sink.known.broken_indexes {
-        sink.log(
-            "warning",
-            format!("unreadable pack index ignored: {broken}"),
-        );
-    }
+    let sink = Arc::new(Sink::new(repo, options).await?);
     sink.log(
         "info",
         format!(
@@ -496,97 +475,172 @@ async fn run(
         }
     }
 
-    // The last pack, then the entries and the log, then the manifest.
-    let last = {
-        let mut state = sink.state.lock().await;
-        std::mem::replace(&mut state.pack, PackBuilder::new(1))
-    };
-    if !last.is_empty() {
-        sink.upload(last).await?;
-    }
-    let mut state = sink.state.lock().await;
-    let entries_writer = std::mem::replace(&mut state.entries, JsonLinesWriter::new()?);
-    let entries = repo
-        .put_backup_file(
-            &options.name,
-            "entries.jsonl.zst",
-            entries_writer.finish()?,
-            &options.recipients,
-        )
-        .await?;
-    let mut errors = type_errors;
-    errors.append(&mut state.object_errors);
-    if state.dropped_errors > 0 {
-        errors.push(Problem {
-            resource: None,
-            namespace: None,
-            name: None,
-            message: format!(
-                "{} more per-object errors (see the log)",
-                state.dropped_errors
-            ),
-        });
-    }
-    let phase = if errors.is_empty() {
-        Phase::Completed
-    } else {
-        Phase::PartiallyFailed
-    };
-    sink.log(
-        "info",
-        format!(
-            "{} objects ({} new), phase {phase:?}, {:.1}s",
-            state.counts.objects,
-            state.counts.new_objects,
-            started.elapsed().as_secs_f64()
-        ),
-    );
-    let mut log_writer = JsonLinesWriter::new()?;
-    if let Ok(lines) = sink.log.lock() {
-        for line in lines.iter() {
-            log_writer.push(line)?;
-        }
-    }
-    let log = repo
-        .put_backup_file(
-            &options.name,
-            "log.jsonl.zst",
-            log_writer.finish()?,
-            &options.recipients,
-        )
-        .await?;
     listed.sort();
-    let mut counts = state.counts.clone();
-    counts.uploaded_bytes = repo.storage().uploaded_bytes() - uploaded_before;
-    let mut manifest = Manifest {
-        format: MANIFEST_FORMAT.to_string(),
-        name: options.name.clone(),
-        cluster: ClusterIdentity {
-            server: cluster.server().to_string(),
-            context: options.context.clone(),
-            git_version: version.git_version,
-            kube_system_uid,
+    sink.finish(
+        options,
+        Finish {
+            cluster: ClusterIdentity {
+                server: cluster.server().to_string(),
+                context: options.context.clone(),
+                git_version: version.git_version,
+                kube_system_uid,
+            },
+            started,
+            started_at,
+            uploaded_before,
+            resource_version,
+            consistent,
+            filters: filters.spec(),
+            resources: listed,
+            warnings,
+            errors: type_errors,
         },
-        started_at,
-        completed_at: now_rfc3339(),
-        duration_seconds: started.elapsed().as_secs_f64(),
-        phase,
-        resource_version,
-        consistent,
-        filters: filters.spec(),
-        resources: listed,
-        counts,
-        warnings,
-        errors,
-        entries,
-        log,
-        packs: state.packs_used.iter().cloned().collect(),
-        recipients: options.recipients.public_keys(),
-        signature: None,
-    };
-    repo.write_manifest(&mut manifest, options.signing.as_ref())
-        .await?;
-    Ok(manifest)
+    )
+    .await
+}
+
+/// What a finished backup records besides what the sink gathered.
+pub(crate) struct Finish {
+    pub(crate) cluster: ClusterIdentity,
+    pub(crate) started: Instant,
+    pub(crate) started_at: String,
+    pub(crate) uploaded_before: u64,
+    pub(crate) resource_version: String,
+    pub(crate) consistent: bool,
+    pub(crate) filters: FilterSpec,
+    pub(crate) resources: Vec<String>,
+    pub(crate) warnings: Vec<Problem>,
+    pub(crate) errors: Vec<Problem>,
+}
+
+impl Sink {
+    /// A sink writing into `repo`.
+    pub(crate) async fn new(repo: &Repository, options: &BackupOptions) -> Result<Sink, Error> {
+        let known = repo.load_blobs().await?;
+        let sink = Sink {
+            repo: repo.clone(),
+            recipients: options.recipients.clone(),
+            known,
+            pack_size: options.pack_size,
+            state: Mutex::new(SinkState {
+                pack: PackBuilder::new(options.pack_size),
+                entries: JsonLinesWriter::new()?,
+                counts: Counts::default(),
+                packs_used: BTreeSet::new(),
+                related: Related::default(),
+                object_errors: Vec::new(),
+                dropped_errors: 0,
+            }),
+            objects: AtomicU64::new(0),
+            log: std::sync::Mutex::new(Vec::new()),
+        };
+        for broken in &sink.known.broken_indexes {
+            sink.log(
+                "warning",
+                format!("unreadable pack index ignored: {broken}"),
+            );
+        }
+        Ok(sink)
+    }
+
+    /// Records a per-object error.
+    pub(crate) async fn object_error(&self, problem: Problem) {
+        self.log("error", problem.message.clone());
+        push_error(&mut *self.state.lock().await, problem);
+    }
+
+    /// The last pack, then the entries and the log, then the manifest (last).
+    pub(crate) async fn finish(
+        &self,
+        options: &BackupOptions,
+        finish: Finish,
+    ) -> Result<Manifest, Error> {
+        let repo = &self.repo;
+        let last = {
+            let mut state = self.state.lock().await;
+            std::mem::replace(&mut state.pack, PackBuilder::new(1))
+        };
+        if !last.is_empty() {
+            self.upload(last).await?;
+        }
+        let mut state = self.state.lock().await;
+        let entries_writer = std::mem::replace(&mut state.entries, JsonLinesWriter::new()?);
+        let entries = repo
+            .put_backup_file(
+                &options.name,
+                "entries.jsonl.zst",
+                entries_writer.finish()?,
+                &options.recipients,
+            )
+            .await?;
+        let mut errors = finish.errors;
+        errors.append(&mut state.object_errors);
+        if state.dropped_errors > 0 {
+            errors.push(Problem {
+                resource: None,
+                namespace: None,
+                name: None,
+                message: format!(
+                    "{} more per-object errors (see the log)",
+                    state.dropped_errors
+                ),
+            });
+        }
+        let phase = if errors.is_empty() {
+            Phase::Completed
+        } else {
+            Phase::PartiallyFailed
+        };
+        self.log(
+            "info",
+            format!(
+                "{} objects ({} new), phase {phase:?}, {:.1}s",
+                state.counts.objects,
+                state.counts.new_objects,
+                finish.started.elapsed().as_secs_f64()
+            ),
+        );
+        let mut log_writer = JsonLinesWriter::new()?;
+        if let Ok(lines) = self.log.lock() {
+            for line in lines.iter() {
+                log_writer.push(line)?;
+            }
+        }
+        let log = repo
+            .put_backup_file(
+                &options.name,
+                "log.jsonl.zst",
+                log_writer.finish()?,
+                &options.recipients,
+            )
+            .await?;
+        let mut counts = state.counts.clone();
+        counts.uploaded_bytes = repo.storage().uploaded_bytes() - finish.uploaded_before;
+        let mut manifest = Manifest {
+            format: MANIFEST_FORMAT.to_string(),
+            name: options.name.clone(),
+            cluster: finish.cluster,
+            started_at: finish.started_at,
+            completed_at: now_rfc3339(),
+            duration_seconds: finish.started.elapsed().as_secs_f64(),
+            phase,
+            resource_version: finish.resource_version,
+            consistent: finish.consistent,
+            filters: finish.filters,
+            resources: finish.resources,
+            counts,
+            warnings: finish.warnings,
+            errors,
+            entries,
+            log,
+            packs: state.packs_used.iter().cloned().collect(),
+            recipients: options.recipients.public_keys(),
+            signature: None,
+        };
+        repo.write_manifest(&mut manifest, options.signing.as_ref())
+            .await?;
+        Ok(manifest)
+    }
 }
 
 /// The current resourceVersion, and whether lists can be pinned to it.
