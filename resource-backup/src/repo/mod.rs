@@ -134,8 +134,11 @@ pub struct BackupListing {
 #[derive(Debug, Clone)]
 pub struct Repository {
     storage: Storage,
-    packs_cache: Arc<Mutex<Vec<(String, Arc<Vec<u8>>)>>>,
+    packs_cache: Arc<Mutex<Vec<CachedPack>>>,
 }
+
+/// A pack's id and plaintext.
+type CachedPack = (String, Arc<Vec<u8>>);
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
