@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod error;
 pub mod model;
+pub mod restore;
 
 pub use cluster::{Cluster, ClusterArgs};
 pub use error::Error;
