@@ -335,7 +335,7 @@ mod tests {
     fn depth_is_bounded() {
         let mut deep = json!(1);
         for _ in 0..10_000 {
-            deep = json!([deep]);
+            deep = Value::Array(vec![deep]);
         }
         assert!(depth_exceeds(&deep, MAX_DEPTH));
         assert!(!depth_exceeds(&json!({"a": [1, {"b": 2}]}), MAX_DEPTH));
