@@ -62,7 +62,10 @@ impl ObjectSource for ApiSource {
             for mut object in page["items"].as_array().cloned().unwrap_or_default() {
                 object["apiVersion"] = json!(gvr.api_version());
                 object["kind"] = json!(kind);
-                let name = object["metadata"]["name"].as_str().unwrap_or("").to_string();
+                let name = object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 out.push(BackupItem {
                     gvr: gvr.clone(),
                     kind: kind.clone(),
@@ -133,7 +136,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // (kubectl cannot map a new kind within the command that creates its CRD), the
         // rest in another.
         let (mut crds, mut rest) = (Vec::new(), Vec::new());
-        for item in plan.items.iter().filter(|i| i.action == restore::Action::Create) {
+        for item in plan
+            .items
+            .iter()
+            .filter(|i| i.action == restore::Action::Create)
+        {
             let Some(object) = &item.object else { continue };
             if item.target.gvr.resource == "customresourcedefinitions" {
                 crds.push(object.clone());
@@ -143,10 +150,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for (file, items) in [("crds.json", crds), ("objects.json", rest)] {
             let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-            std::fs::write(
-                PathBuf::from(&dir).join(file),
-                serde_json::to_vec(&list)?,
-            )?;
+            std::fs::write(PathBuf::from(&dir).join(file), serde_json::to_vec(&list)?)?;
         }
     }
 

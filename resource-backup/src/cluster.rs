@@ -50,6 +50,7 @@ pub struct ServerVersion {
 impl Cluster {
     /// Connects as kubectl would with the same `--kubeconfig` and `--context`.
     pub async fn connect(args: &ClusterArgs) -> Result<Cluster, Error> {
+        install_crypto_provider();
         let options = KubeConfigOptions {
             context: args.context.clone(),
             ..KubeConfigOptions::default()
@@ -187,6 +188,14 @@ pub fn version_order(version: &str) -> (u8, u32, u32) {
         (0, 0)
     };
     (stability, major, minor)
+}
+
+/// Chooses rustls' ring provider for the process (kube uses ring; object_store brings
+/// aws-lc-rs, and with both enabled rustls cannot pick one itself and panics when a
+/// TLS client is built). Call before building a `kube::Client` by hand; harmless when a
+/// provider is already installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Reads a kubeconfig file (for callers that need its current context's name).

@@ -150,10 +150,19 @@ where
             .position(|i| i.wave != wave)
             .map_or(plan.items.len(), |p| start + p);
         let items = &plan.items[start..end];
-        let mut stream = futures::stream::iter(items.iter().map(|item| run.restore(item)))
-            .buffer_unordered(concurrency);
+        // A plain loop over FuturesUnordered (no closures): the future stays Send for
+        // callers that spawn it.
+        let mut pending = items.iter();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
         let mut crds = Vec::new();
-        while let Some(outcome) = stream.next().await {
+        loop {
+            while in_flight.len() < concurrency {
+                let Some(item) = pending.next() else { break };
+                in_flight.push(run.restore(item));
+            }
+            let Some(outcome) = in_flight.next().await else {
+                break;
+            };
             if outcome.target.gvr.group == "apiextensions.k8s.io"
                 && outcome.target.gvr.resource == "customresourcedefinitions"
                 && matches!(
@@ -167,7 +176,7 @@ where
             progress(&outcome);
             outcomes.push(outcome);
         }
-        drop(stream);
+        drop(in_flight);
         if !crds.is_empty() {
             run.wait_established(&crds).await?;
         }

@@ -854,16 +854,19 @@ impl LiveIndex {
             }
         }
         let mut objects = HashMap::new();
-        let listed = futures::future::join_all(gvrs.into_iter().map(|gvr| async move {
-            let result = if types.serves(&gvr.group, &gvr.version, &gvr.resource) {
-                list_all(cluster, &gvr).await
-            } else {
-                Ok(Vec::new())
+        // A few lists in flight, without closures (the future stays Send).
+        let mut pending = gvrs
+            .into_iter()
+            .filter(|g| types.serves(&g.group, &g.version, &g.resource));
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        loop {
+            while in_flight.len() < 8 {
+                let Some(gvr) = pending.next() else { break };
+                in_flight.push(list_tagged(cluster, gvr));
+            }
+            let Some((gvr, result)) = futures::StreamExt::next(&mut in_flight).await else {
+                break;
             };
-            (gvr, result)
-        }))
-        .await;
-        for (gvr, result) in listed {
             match result {
                 Ok(list) => {
                     for object in list {
@@ -900,6 +903,11 @@ impl LiveIndex {
             r.name.clone(),
         ))
     }
+}
+
+async fn list_tagged(cluster: &Cluster, gvr: Gvr) -> (Gvr, Result<Vec<Value>, Error>) {
+    let result = list_all(cluster, &gvr).await;
+    (gvr, result)
 }
 
 /// Where every planned object's owners go: source uid -> target place.
