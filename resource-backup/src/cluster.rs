@@ -160,7 +160,7 @@ pub fn listable(types: &[ResourceType], all_versions: bool) -> Vec<ResourceType>
             .iter()
             .filter(|t| t.supports("list") && !t.preferred)
             .collect();
-        rest.sort_by(|a, b| version_order(&b.gvr.version).cmp(&version_order(&a.gvr.version)));
+        rest.sort_by_key(|t| std::cmp::Reverse(version_order(&t.gvr.version)));
         for t in rest {
             if seen.insert((t.gvr.group.clone(), t.gvr.resource.clone())) {
                 out.push(t.clone());

@@ -360,6 +360,7 @@ fn normalized(object: &Value) -> Value {
 /// What the migration does to an object of A, written out independently of the
 /// library: namespace mapping of subjects and claimRefs, the storage class mapping,
 /// the image rewrite and the two rules.
+#[allow(clippy::collapsible_match)]
 fn expected_after_transforms(gvr: &Gvr, object: &Value) -> Value {
     let mut o = normalized(object);
     let text = serde_json::to_string(&o).unwrap();

@@ -16,6 +16,9 @@ pub(crate) struct Converted {
     pub note: String,
 }
 
+/// A conversion of an object's fields; returns what changed.
+type Conversion = fn(&mut Value) -> Result<Vec<String>, String>;
+
 /// A known conversion from a removed version.
 struct Known {
     group: &'static str,
@@ -24,7 +27,7 @@ struct Known {
     to_group: &'static str,
     to_version: &'static str,
     /// `None`: the schema is the same, only apiVersion changes.
-    convert: Option<fn(&mut Value) -> Result<Vec<String>, String>>,
+    convert: Option<Conversion>,
 }
 
 const KNOWN: &[Known] = &[

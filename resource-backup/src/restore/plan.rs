@@ -210,11 +210,9 @@ fn type_selected(t: &ResourceType, options: &RestoreOptions) -> Result<(), Strin
     {
         return Err(format!("{}: {why}", t.gvr.group_resource()));
     }
-    if !t.namespaced
-        && !options.include_cluster_scoped
-        && !(group.is_empty() && resource == "namespaces")
-        && !(group.is_empty() && resource == "persistentvolumes")
-    {
+    let follows_namespaces =
+        group.is_empty() && (resource == "namespaces" || resource == "persistentvolumes");
+    if !t.namespaced && !options.include_cluster_scoped && !follows_namespaces {
         return Err(format!("{} is cluster-scoped", t.gvr.group_resource()));
     }
     Ok(())
@@ -490,11 +488,8 @@ fn prepare(
     {
         return Prepared::Filtered;
     }
-    if !t.namespaced
-        && !is_namespace
-        && !options.include_cluster_scoped
-        && !(group.is_empty() && resource == "persistentvolumes")
-    {
+    let follows_namespaces = is_namespace || (group.is_empty() && resource == "persistentvolumes");
+    if !t.namespaced && !options.include_cluster_scoped && !follows_namespaces {
         return Prepared::Filtered;
     }
     if filters.names.matches(&item.name) == Some(false) {
