@@ -860,6 +860,7 @@ async fn removed_api_versions_are_converted_or_reported() {
             false,
         ),
         ty("example.org", "v1alpha1", "gadgets", "Gadget", true),
+        ty("", "v1", "configmaps", "ConfigMap", true),
     ];
     let ns = Some("legacy");
     let items = vec![
@@ -908,6 +909,13 @@ async fn removed_api_versions_are_converted_or_reported() {
             json!({"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "restricted"}}),
         ),
         item(
+            Gvr::new("", "v1", "configmaps"),
+            "ConfigMap",
+            Some("elsewhere"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "lonely", "namespace": "elsewhere"}, "data": {"a": "b"}}),
+        ),
+        item(
             types[6].gvr.clone(),
             "Gadget",
             ns,
@@ -944,7 +952,33 @@ async fn removed_api_versions_are_converted_or_reported() {
     let report = restore::apply(&plan, &target, &options, |_| {})
         .await
         .unwrap();
-    assert_eq!(report.summary.created, 5, "{:#?}", report.outcomes);
+    // The namespace of the ConfigMap is not in the backup: it is created first.
+    let elsewhere = plan
+        .items
+        .iter()
+        .find(|i| i.target.name == "elsewhere")
+        .unwrap();
+    assert_eq!(elsewhere.action, Action::Create);
+    assert!(
+        elsewhere.wave
+            < plan
+                .items
+                .iter()
+                .find(|i| i.target.name == "lonely")
+                .unwrap()
+                .wave
+    );
+    assert_eq!(report.summary.created, 7, "{:#?}", report.outcomes);
+    assert!(
+        get_live(
+            &target,
+            &Gvr::new("", "v1", "configmaps"),
+            Some("elsewhere"),
+            "lonely"
+        )
+        .await
+        .is_some()
+    );
     assert_eq!(report.summary.failed, 2);
     let ingress = get_live(
         &target,

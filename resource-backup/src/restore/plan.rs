@@ -850,9 +850,10 @@ impl LiveIndex {
         }
         let mut objects = HashMap::new();
         // A few lists in flight, without closures (the future stays Send).
-        let mut pending = gvrs
-            .into_iter()
-            .filter(|g| types.serves(&g.group, &g.version, &g.resource));
+        let mut pending = gvrs.into_iter().filter(|g| {
+            types.serves(&g.group, &g.version, &g.resource)
+                && !types.is_pending(&g.group, &g.resource)
+        });
         let mut in_flight = futures::stream::FuturesUnordered::new();
         loop {
             while in_flight.len() < 8 {

@@ -21,6 +21,8 @@ pub(crate) struct TargetType {
     pub versions: Vec<String>,
     /// Defined by a CRD.
     pub custom: bool,
+    /// Not served yet: its CRD is part of the restore.
+    pub pending: bool,
 }
 
 /// What the target serves, by group and resource.
@@ -43,6 +45,7 @@ impl TargetTypes {
                 namespaced: t.namespaced,
                 versions: Vec::new(),
                 custom: false,
+                pending: false,
             });
             entry.versions.push(t.gvr.version.clone());
             if t.preferred {
@@ -127,6 +130,7 @@ impl TargetTypes {
                 namespaced: spec.get("scope").and_then(Value::as_str) != Some("Cluster"),
                 versions,
                 custom: true,
+                pending: true,
             },
         );
         self.index_kinds();
@@ -145,6 +149,11 @@ impl TargetTypes {
         self.get(group, resource)
             .map(|t| t.versions.clone())
             .unwrap_or_default()
+    }
+
+    /// Whether the type is only served once a CRD of the restore is established.
+    pub(crate) fn is_pending(&self, group: &str, resource: &str) -> bool {
+        self.get(group, resource).is_some_and(|t| t.pending)
     }
 
     pub(crate) fn is_custom(&self, group: &str, resource: &str) -> bool {
