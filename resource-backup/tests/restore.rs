@@ -1068,3 +1068,87 @@ async fn hostile_sources_are_reported_not_followed() {
     assert_eq!(report.summary.failed, 3);
     assert_eq!(report.summary.created, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_labels_and_names_follow_the_options() {
+    let (_kube, target) = start(&NEWER).await;
+    let ty = |r: &str, kind: &str, namespaced: bool| ResourceType {
+        gvr: Gvr::new("", "v1", r),
+        kind: kind.into(),
+        namespaced,
+        verbs: vec!["list".into()],
+        preferred: true,
+    };
+    let types = vec![
+        ty("persistentvolumes", "PersistentVolume", false),
+        ty("configmaps", "ConfigMap", true),
+    ];
+    let items = vec![
+        item(
+            types[0].gvr.clone(),
+            "PersistentVolume",
+            None,
+            json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "pv-1", "labels": {"keep": "yes"}, "uid": "a"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/data"}},
+            "status": {"phase": "Available"}}),
+        ),
+        item(
+            types[1].gvr.clone(),
+            "ConfigMap",
+            Some("default"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "keep-me", "namespace": "default", "labels": {"keep": "yes"}}, "data": {"a": "1"}}),
+        ),
+        item(
+            types[1].gvr.clone(),
+            "ConfigMap",
+            Some("default"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "drop-me", "namespace": "default", "labels": {"keep": "no"}}, "data": {"a": "1"}}),
+        ),
+        item(
+            types[1].gvr.clone(),
+            "ConfigMap",
+            Some("default"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "other-name", "namespace": "default", "labels": {"keep": "yes"}}, "data": {"a": "1"}}),
+        ),
+    ];
+    let source = MemorySource { items, types };
+    let options = RestoreOptions {
+        label_selector: Some("keep=yes".into()),
+        names: vec!["pv-*".into(), "keep-*".into()],
+        restore_status: true,
+        ..Default::default()
+    };
+    let plan = restore::plan(&source, &target, &options).await.unwrap();
+    assert_eq!(plan.filtered_out, 2);
+    assert_eq!(plan.summary.create, 2);
+    let report = restore::apply(&plan, &target, &options, |_| {})
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{:#?}", report.outcomes);
+    let pv = get_live(
+        &target,
+        &Gvr::new("", "v1", "persistentvolumes"),
+        None,
+        "pv-1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(pv["status"]["phase"], "Available");
+    assert!(
+        get_live(
+            &target,
+            &Gvr::new("", "v1", "configmaps"),
+            Some("default"),
+            "drop-me"
+        )
+        .await
+        .is_none()
+    );
+    // With status restored, the second plan compares status too and finds it equal.
+    let again = restore::plan(&source, &target, &options).await.unwrap();
+    assert_eq!(again.summary.skip, 2, "{:#?}", again.items);
+}
