@@ -402,6 +402,13 @@ fn expected_after_transforms(gvr: &Gvr, object: &Value) -> Value {
                 o["data"]["region"] = json!("eu-central-1");
             }
         }
+        ("admissionregistration.k8s.io", _) => {
+            for w in o["webhooks"].as_array_mut().unwrap() {
+                if w["clientConfig"]["service"]["namespace"] == "app-000" {
+                    w["clientConfig"]["service"]["namespace"] = json!("moved-000");
+                }
+            }
+        }
         ("example.com", "widgets") => {
             if object["metadata"]["namespace"] == "app-000" {
                 o["metadata"]["labels"]["migrated"] = json!("true");
@@ -1115,6 +1122,13 @@ async fn status_labels_and_names_follow_the_options() {
             "metadata": {"name": "other-name", "namespace": "default", "labels": {"keep": "yes"}}, "data": {"a": "1"}}),
         ),
     ];
+    // The same type at another version (a backup of every served version): read once.
+    let mut types = types;
+    types.push(ResourceType {
+        gvr: Gvr::new("", "v1beta1", "configmaps"),
+        preferred: false,
+        ..types[1].clone()
+    });
     let source = MemorySource { items, types };
     let options = RestoreOptions {
         label_selector: Some("keep=yes".into()),
@@ -1124,6 +1138,13 @@ async fn status_labels_and_names_follow_the_options() {
     };
     let plan = restore::plan(&source, &target, &options).await.unwrap();
     assert_eq!(plan.filtered_out, 2);
+    assert!(
+        plan.skipped_types
+            .iter()
+            .any(|s| s.contains("configmaps/v1beta1")),
+        "{:?}",
+        plan.skipped_types
+    );
     assert_eq!(plan.summary.create, 2);
     let report = restore::apply(&plan, &target, &options, |_| {})
         .await

@@ -288,6 +288,30 @@ pub async fn plan<S: ObjectSource>(
             types.len()
         )));
     }
+    // A source may hold a type at several versions (the same objects each time): read
+    // it once, at a version the target serves if any, else the preferred or newest.
+    types.sort_by_key(|t| {
+        (
+            t.gvr.group.clone(),
+            t.gvr.resource.clone(),
+            std::cmp::Reverse((
+                target_types.serves(&t.gvr.group, &t.gvr.version, &t.gvr.resource),
+                t.preferred,
+                crate::cluster::version_order(&t.gvr.version),
+            )),
+        )
+    });
+    let mut seen = HashSet::new();
+    types.retain(|t| {
+        let first = seen.insert((t.gvr.group.clone(), t.gvr.resource.clone()));
+        if !first {
+            plan.skipped_types.push(format!(
+                "{}: the same objects are read at another version",
+                t.gvr
+            ));
+        }
+        first
+    });
     types.sort_by_key(|t| (kind_rank(&t.gvr.group, &t.gvr.resource) != 0, t.gvr.clone()));
     let mut source_namespaces: HashMap<String, Value> = HashMap::new();
     let mut total = 0usize;
@@ -629,7 +653,8 @@ fn prepare(
     }))
 }
 
-/// RoleBinding subjects and PV claimRefs follow the namespace mapping.
+/// RoleBinding subjects, PV claimRefs and the Services of webhooks, APIServices and CRD
+/// conversion webhooks follow the namespace mapping.
 fn map_namespace_references(
     group: &str,
     resource: &str,
@@ -664,6 +689,34 @@ fn map_namespace_references(
                     .and_then(|s| s.get_mut("claimRef"))
                     .and_then(|c| c.get_mut("namespace")),
                 "claimRef",
+                notes,
+            );
+        }
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations" | "mutatingwebhookconfigurations",
+        ) => {
+            if let Some(webhooks) = object.get_mut("webhooks").and_then(Value::as_array_mut) {
+                for webhook in webhooks {
+                    map(
+                        webhook.pointer_mut("/clientConfig/service/namespace"),
+                        "webhook service",
+                        notes,
+                    );
+                }
+            }
+        }
+        ("apiregistration.k8s.io", "apiservices") => {
+            map(
+                object.pointer_mut("/spec/service/namespace"),
+                "service",
+                notes,
+            );
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            map(
+                object.pointer_mut("/spec/conversion/webhook/clientConfig/service/namespace"),
+                "conversion webhook service",
                 notes,
             );
         }
