@@ -1173,3 +1173,21 @@ async fn status_labels_and_names_follow_the_options() {
     let again = restore::plan(&source, &target, &options).await.unwrap();
     assert_eq!(again.summary.skip, 2, "{:#?}", again.items);
 }
+
+/// The CLI and a server spawn plans and applies on tokio tasks: their futures are Send.
+#[allow(dead_code)]
+fn futures_are_send(
+    source: &'static ApiSource,
+    cluster: &'static Cluster,
+    plan: &'static restore::RestorePlan,
+) {
+    fn is_send<T: Send>(_: T) {}
+    let options: &'static RestoreOptions = Box::leak(Box::default());
+    is_send(restore::plan(source, cluster, options));
+    is_send(restore::apply(
+        plan,
+        cluster,
+        options,
+        |_: &restore::ObjectOutcome| {},
+    ));
+}
