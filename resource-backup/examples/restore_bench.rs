@@ -176,9 +176,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rest.push(object.clone());
             }
         }
-        for (file, items) in [("crds.json", crds), ("objects.json", rest)] {
-            let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-            std::fs::write(PathBuf::from(&dir).join(file), serde_json::to_vec(&list)?)?;
+        for (file, items) in [("crds.yaml", crds), ("objects.yaml", rest)] {
+            // A multi-document stream (kubectl validates each object against the
+            // server's OpenAPI; a `List` is no served type), each document JSON: YAML
+            // 1.2 leaves `yes` unquoted, which kubectl's YAML 1.1 reads as a bool.
+            let mut text = String::new();
+            for item in &items {
+                text.push_str("---\n");
+                text.push_str(&serde_json::to_string(item)?);
+                text.push('\n');
+            }
+            std::fs::write(PathBuf::from(&dir).join(file), text)?;
         }
     }
 

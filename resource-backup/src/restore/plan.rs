@@ -358,14 +358,7 @@ pub async fn plan<S: ObjectSource>(
         }
     }
 
-    add_missing_namespaces(
-        &mut plan,
-        cluster,
-        options,
-        &target_types,
-        &source_namespaces,
-    )
-    .await?;
+    add_missing_namespaces(&mut plan, cluster, &target_types, &source_namespaces).await?;
     assign_waves(&mut plan.items);
 
     // Compare with the live target.
@@ -729,7 +722,6 @@ fn map_namespace_references(
 async fn add_missing_namespaces(
     plan: &mut RestorePlan,
     cluster: &Cluster,
-    options: &RestoreOptions,
     types: &TargetTypes,
     source_namespaces: &HashMap<String, Value>,
 ) -> Result<(), Error> {
@@ -786,7 +778,6 @@ async fn add_missing_namespaces(
                 l.insert("kubernetes.io/metadata.name".into(), json!(target));
             }
         }
-        let _ = options;
         let r = ObjectRef {
             gvr: gvr.clone(),
             kind: "Namespace".into(),
