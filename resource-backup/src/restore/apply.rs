@@ -487,7 +487,15 @@ impl Run<'_> {
             Instant::now() + Duration::from_secs(self.options.crd_timeout_seconds.max(1));
         for crd in crds {
             loop {
-                let live = get(self.cluster, &crd.gvr, None, &crd.name).await?;
+                // A failed poll is not the restore's end: the custom resources report
+                // their own failures if the type never gets served.
+                let live = match get(self.cluster, &crd.gvr, None, &crd.name).await {
+                    Ok(live) => live,
+                    Err(error) => {
+                        tracing::warn!(crd = %crd.name, %error, "reading the CRD failed");
+                        None
+                    }
+                };
                 let established = live
                     .as_ref()
                     .and_then(|l| l.pointer("/status/conditions"))
