@@ -50,6 +50,7 @@ pub struct ServerVersion {
 impl Cluster {
     /// Connects as kubectl would with the same `--kubeconfig` and `--context`.
     pub async fn connect(args: &ClusterArgs) -> Result<Cluster, Error> {
+        install_crypto_provider();
         let options = KubeConfigOptions {
             context: args.context.clone(),
             ..KubeConfigOptions::default()
@@ -159,7 +160,7 @@ pub fn listable(types: &[ResourceType], all_versions: bool) -> Vec<ResourceType>
             .iter()
             .filter(|t| t.supports("list") && !t.preferred)
             .collect();
-        rest.sort_by(|a, b| version_order(&b.gvr.version).cmp(&version_order(&a.gvr.version)));
+        rest.sort_by_key(|t| std::cmp::Reverse(version_order(&t.gvr.version)));
         for t in rest {
             if seen.insert((t.gvr.group.clone(), t.gvr.resource.clone())) {
                 out.push(t.clone());
@@ -187,6 +188,13 @@ pub fn version_order(version: &str) -> (u8, u32, u32) {
         (0, 0)
     };
     (stability, major, minor)
+}
+
+/// Makes ring rustls's process-wide default. kube and tonic pick ring by themselves,
+/// but object_store's HTTP client (reqwest built without a provider of its own, see
+/// the workspace manifest) needs a process default. Harmless when one is installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Reads a kubeconfig file (for callers that need its current context's name).

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod error;
 pub mod model;
 pub mod repo;
+pub mod restore;
 pub mod storage;
 
 pub use cluster::{Cluster, ClusterArgs};

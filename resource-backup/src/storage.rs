@@ -166,10 +166,7 @@ impl Storage {
                 Arc::new(fs)
             }
             StorageUrl::S3 { bucket, prefix } => {
-                // reqwest is built without a provider of its own (see the workspace
-                // manifest): make ring, which tonic and kube use too, the default. Err
-                // means one is installed already.
-                let _ = rustls::crypto::ring::default_provider().install_default();
+                crate::cluster::install_crypto_provider();
                 let endpoint = options
                     .s3
                     .endpoint
