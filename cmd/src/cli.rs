@@ -63,6 +63,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::backup::BackupCommand,
     },
+    /// Restore a backup into a cluster through its API (plan first; --dry-run diffs).
+    Restore {
+        /// Restore command.
+        #[command(subcommand)]
+        command: crate::commands::api_restore::RestoreCommand,
+    },
     /// Serve the live diagnosis of an etcd cluster as Prometheus metrics (/metrics),
     /// with /healthz and /readyz, re-checking on an interval.
     Server(crate::commands::server::ServerArgs),

@@ -79,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             command: EtcdCommand::Diagnose(args),
         } => commands::diagnose::run(&args, cli.output),
         Command::Backup { command } => commands::backup::run(command, cli.output),
+        Command::Restore { command } => commands::api_restore::run(command, cli.output),
         Command::Server(args) => commands::server::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "salvor", &mut std::io::stdout());

@@ -52,7 +52,8 @@ impl StorageArgs {
         Ok(Storage::open(&url, &options)?)
     }
 
-    async fn open(&self) -> anyhow::Result<Repository> {
+    /// Opens the repository (which must exist).
+    pub async fn open(&self) -> anyhow::Result<Repository> {
         Ok(Repository::open(self.storage()?).await?)
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod api_restore;
 pub mod backup;
 pub mod check;
 pub mod conn;

@@ -15,6 +15,7 @@ mod diff;
 pub mod normalize;
 mod options;
 mod plan;
+pub mod record;
 mod request;
 mod transform;
 

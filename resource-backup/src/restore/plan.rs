@@ -1084,7 +1084,10 @@ pub(crate) fn decide(
     normalize::strip_server_fields(group, resource, &mut live_normal, options);
     // Lists are compared whole; an apiVersion that reads differently is the same object.
     live_normal["apiVersion"] = desired["apiVersion"].clone();
-    let merged_normal = merge_over(&live_normal, &desired);
+    // Compared as normalized on both sides: node ports kept from the live object above
+    // must not count as a change.
+    let mut merged_normal = merge_over(&live_normal, &desired);
+    normalize::strip_server_fields(group, resource, &mut merged_normal, options);
     if equivalent(&live_normal, &merged_normal) {
         return Decision {
             action: Action::Skip,
