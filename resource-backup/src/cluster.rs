@@ -173,22 +173,7 @@ pub fn listable(types: &[ResourceType], all_versions: bool) -> Vec<ResourceType>
 
 /// Kubernetes version priority: GA > beta > alpha, then by number
 /// (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1`).
-pub fn version_order(version: &str) -> (u8, u32, u32) {
-    let rest = version.strip_prefix('v').unwrap_or(version);
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let major = digits.parse().unwrap_or(0);
-    let tail = &rest[digits.len()..];
-    let (stability, minor) = if tail.is_empty() {
-        (3, 0)
-    } else if let Some(n) = tail.strip_prefix("beta") {
-        (2, n.parse().unwrap_or(0))
-    } else if let Some(n) = tail.strip_prefix("alpha") {
-        (1, n.parse().unwrap_or(0))
-    } else {
-        (0, 0)
-    };
-    (stability, major, minor)
-}
+pub use snapshot_format::k8s::version_priority as version_order;
 
 /// Makes ring rustls's process-wide default. kube and tonic pick ring by themselves,
 /// but object_store's HTTP client (reqwest built without a provider of its own, see

@@ -12,7 +12,7 @@ use resource_backup::restore::{
     self, Action, ExistingPolicy, RestoreOptions, RestorePlan, Transforms,
 };
 
-use super::backup::{IdentityArgs, KubeArgs, StorageArgs};
+use super::backup::{IdentityArgs, KubeArgs, ScopeArgs, StorageArgs};
 use crate::exit;
 use crate::output::{Format, print_structured, print_table, properties, table};
 
@@ -56,19 +56,10 @@ pub struct CreateArgs {
     /// Print the plan, with a diff for every object that would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Namespaces to restore (globs over the backup's names).
-    #[arg(long, value_delimiter = ',')]
-    pub include_namespaces: Vec<String>,
-    /// Namespaces not to restore.
-    #[arg(long, value_delimiter = ',')]
-    pub exclude_namespaces: Vec<String>,
-    /// Resources to restore (plural, plural.group or kind; naming a resource skipped by
-    /// default, such as events or nodes, restores it).
-    #[arg(long, value_delimiter = ',')]
-    pub include_resources: Vec<String>,
-    /// Resources not to restore.
-    #[arg(long, value_delimiter = ',')]
-    pub exclude_resources: Vec<String>,
+    /// Namespaces and resources to restore (globs over the backup's names; naming a
+    /// resource skipped by default, such as events or nodes, restores it).
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Leave cluster-scoped objects out (PVs still follow their claims).
     #[arg(long)]
     pub exclude_cluster_resources: bool,
@@ -128,10 +119,10 @@ fn options(args: &CreateArgs) -> anyhow::Result<RestoreOptions> {
         mapping.insert(from.to_string(), to.to_string());
     }
     Ok(RestoreOptions {
-        include_namespaces: args.include_namespaces.clone(),
-        exclude_namespaces: args.exclude_namespaces.clone(),
-        include_resources: args.include_resources.clone(),
-        exclude_resources: args.exclude_resources.clone(),
+        include_namespaces: args.scope.include_namespaces.clone(),
+        exclude_namespaces: args.scope.exclude_namespaces.clone(),
+        include_resources: args.scope.include_resources.clone(),
+        exclude_resources: args.scope.exclude_resources.clone(),
         include_cluster_scoped: !args.exclude_cluster_resources,
         label_selector: args.selector.clone(),
         names: args.include_names.clone(),

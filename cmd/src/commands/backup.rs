@@ -172,6 +172,23 @@ pub enum BackupCommand {
     },
 }
 
+/// Which namespaces and resources (backup, import, restore).
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// Namespaces to include (globs, comma-separated or repeated; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub include_namespaces: Vec<String>,
+    /// Namespaces to exclude (globs).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_namespaces: Vec<String>,
+    /// Resources to include: plural, plural.group or kind, globs (default all).
+    #[arg(long, value_delimiter = ',')]
+    pub include_resources: Vec<String>,
+    /// Resources to exclude.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_resources: Vec<String>,
+}
+
 /// Encryption and signing of new backups.
 #[derive(Debug, Clone, Args)]
 pub struct SealArgs {
@@ -212,18 +229,8 @@ pub struct CreateArgs {
     pub storage: StorageArgs,
     #[command(flatten)]
     pub kube: KubeArgs,
-    /// Namespaces to include (globs, comma-separated or repeated; default all).
-    #[arg(long, value_delimiter = ',')]
-    pub include_namespaces: Vec<String>,
-    /// Namespaces to exclude (globs).
-    #[arg(long, value_delimiter = ',')]
-    pub exclude_namespaces: Vec<String>,
-    /// Resources to include: plural, plural.group or kind, globs (default all).
-    #[arg(long, value_delimiter = ',')]
-    pub include_resources: Vec<String>,
-    /// Resources to exclude.
-    #[arg(long, value_delimiter = ',')]
-    pub exclude_resources: Vec<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Label selector, as kubectl's -l.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
@@ -298,10 +305,10 @@ async fn create(args: CreateArgs, format: Format) -> anyhow::Result<u8> {
     let repo = Repository::open_or_init(args.storage.storage()?).await?;
     let mut options = BackupOptions::new(&args.name);
     options.filters = FilterSpec {
-        include_namespaces: args.include_namespaces,
-        exclude_namespaces: args.exclude_namespaces,
-        include_resources: args.include_resources,
-        exclude_resources: args.exclude_resources,
+        include_namespaces: args.scope.include_namespaces,
+        exclude_namespaces: args.scope.exclude_namespaces,
+        include_resources: args.scope.include_resources,
+        exclude_resources: args.scope.exclude_resources,
         selector: args.selector,
         include_names: args.include_names,
         exclude_label: Some(args.exclude_label).filter(|l| !l.is_empty()),

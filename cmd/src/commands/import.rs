@@ -11,7 +11,7 @@ use resource_backup::backup::BackupOptions;
 use resource_backup::backup::import::{ImportSource, ImportedObject, Importer};
 use snapshot_format::k8s::EncryptionConfig;
 
-use super::backup::{SealArgs, StorageArgs, phase_code, print_manifest};
+use super::backup::{ScopeArgs, SealArgs, StorageArgs, phase_code, print_manifest};
 use crate::cli::ReadArgs;
 use crate::output::Format;
 
@@ -31,18 +31,8 @@ pub struct ImportArgs {
     /// The API server's --etcd-prefix.
     #[arg(long, default_value = "/registry")]
     pub etcd_prefix: String,
-    /// Namespaces to include (globs; default all).
-    #[arg(long, value_delimiter = ',')]
-    pub include_namespaces: Vec<String>,
-    /// Namespaces to exclude (globs).
-    #[arg(long, value_delimiter = ',')]
-    pub exclude_namespaces: Vec<String>,
-    /// Resources to include (plural, plural.group or kind; globs).
-    #[arg(long, value_delimiter = ',')]
-    pub include_resources: Vec<String>,
-    /// Resources to exclude.
-    #[arg(long, value_delimiter = ',')]
-    pub exclude_resources: Vec<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Cluster-scoped objects: auto (all unless namespaces are filtered; then only the
     /// selected Namespace objects), true, or false.
     #[arg(long, default_value = "auto")]
@@ -69,10 +59,10 @@ pub async fn run(args: ImportArgs, format: Format) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| format!("etcd-{revision}"));
     let mut options = BackupOptions::new(&name);
-    options.filters.include_namespaces = args.include_namespaces.clone();
-    options.filters.exclude_namespaces = args.exclude_namespaces.clone();
-    options.filters.include_resources = args.include_resources.clone();
-    options.filters.exclude_resources = args.exclude_resources.clone();
+    options.filters.include_namespaces = args.scope.include_namespaces.clone();
+    options.filters.exclude_namespaces = args.scope.exclude_namespaces.clone();
+    options.filters.include_resources = args.scope.include_resources.clone();
+    options.filters.exclude_resources = args.scope.exclude_resources.clone();
     options.filters.include_cluster_resources = args.include_cluster_resources.clone();
     options.filters.exclude_label = None;
     args.seal.apply(&mut options)?;

@@ -8,17 +8,7 @@ use std::process::Command;
 
 /// Runs the salvor binary; returns exit code, stdout and stderr. A panic is a failure.
 pub fn salvor(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_salvor"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !stderr.contains("panicked"),
-        "salvor {args:?} panicked: {stderr}"
-    );
-    (out.status.code().unwrap_or(-1), stdout, stderr)
+    salvor_env(args, &[])
 }
 
 /// Runs the salvor binary with extra environment variables.

@@ -15,7 +15,7 @@ use super::{BackupOptions, Chunk, Finish, Sink, is_builtin_group};
 use crate::Error;
 use crate::model::{Gvr, ResourceType};
 use crate::repo::format::{ClusterIdentity, LockKind, Problem};
-use crate::repo::{LockGuard, Repository, check_backup_name, now_rfc3339};
+use crate::repo::{LockGuard, Repository, now_rfc3339};
 
 /// One object read from the snapshot.
 #[derive(Debug, Clone)]
@@ -70,18 +70,7 @@ impl std::fmt::Debug for Importer {
 impl Importer {
     /// Starts an import into backup `options.name` (which must not exist).
     pub async fn start(repo: &Repository, options: &BackupOptions) -> Result<Importer, Error> {
-        check_backup_name(&options.name)?;
-        match repo.manifest(&options.name).await {
-            Ok(_) => {
-                return Err(Error::Invalid(format!(
-                    "backup {} already exists in {}: choose another --name or delete it first",
-                    options.name,
-                    repo.storage().url()
-                )));
-            }
-            Err(Error::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
+        super::ensure_new(repo, &options.name).await?;
         let filters = Filters::new(options.filters.clone())?;
         let lock = repo
             .lock(LockKind::Shared, &format!("import-etcd {}", options.name))

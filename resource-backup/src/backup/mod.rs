@@ -294,6 +294,20 @@ enum Selection {
     Related,
 }
 
+/// Checks that `name` is a valid name no complete backup has (an incomplete one may be
+/// finished by running it again).
+pub(crate) async fn ensure_new(repo: &Repository, name: &str) -> Result<(), Error> {
+    check_backup_name(name)?;
+    match repo.manifest(name).await {
+        Ok(_) => Err(Error::Invalid(format!(
+            "backup {name} already exists in {}: choose another name or delete it first",
+            repo.storage().url()
+        ))),
+        Err(Error::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs a backup. On success the manifest has been written; on a storage failure none
 /// is, so the backup does not look complete (and a re-run reuses the packs uploaded).
 pub async fn create(
@@ -302,18 +316,7 @@ pub async fn create(
     options: &BackupOptions,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Manifest, Error> {
-    check_backup_name(&options.name)?;
-    match repo.manifest(&options.name).await {
-        Ok(_) => {
-            return Err(Error::Invalid(format!(
-                "backup {} already exists in {}: choose another name or delete it first",
-                options.name,
-                repo.storage().url()
-            )));
-        }
-        Err(Error::NotFound(_)) => {}
-        Err(e) => return Err(e),
-    }
+    ensure_new(repo, &options.name).await?;
     let filters = Filters::new(options.filters.clone())?;
     let lock = repo
         .lock(LockKind::Shared, &format!("backup {}", options.name))

@@ -48,7 +48,7 @@ pub use encryption::{
     Decrypted, DecryptedObject, EncryptionConfig, EncryptionError, decode_storage_value_with,
 };
 pub use error::CodecError;
-pub use schema::{MessageId, Schema};
+pub use schema::{MessageId, Schema, version_priority};
 pub use storage::{
     Codec, DecodedObject, ENCRYPTED_PREFIX, EncryptedValue, Issue, IssueKind, PROTOBUF_PREFIX,
     StorageFormat, StoredObject, decode_storage_value, encode_storage_value,

@@ -509,7 +509,7 @@ impl MessageType {
 }
 
 /// Kubernetes' version order: `v2` > `v1` > `v2beta1` > `v1beta2` > `v1beta1` > `v1alpha1`.
-fn version_priority(version: &str) -> (u8, u32, u32) {
+pub fn version_priority(version: &str) -> (u8, u32, u32) {
     let Some(rest) = version.strip_prefix('v') else {
         return (0, 0, 0);
     };
