@@ -458,3 +458,74 @@ async fn garbage_collection_never_runs_under_a_backup() {
     exclusive.release().await;
     assert!(repo.storage().list("locks/").await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_repository_is_reported_not_followed() {
+    let (_kube, dir, cluster) = start(60).await;
+    let repo_dir = dir.path().join("repo");
+    let repo = repo_in(&repo_dir).await;
+    let manifest = run(&cluster, &repo, &BackupOptions::new("victim")).await;
+    let manifest_path = repo_dir.join("backups/victim/manifest.json");
+    let original = std::fs::read(&manifest_path).unwrap();
+
+    // Entries named outside the backup: refused before anything is read.
+    let mut edited: Value = serde_json::from_slice(&original).unwrap();
+    edited["entries"]["key"] = json!("backups/victim/../../salvor-repository.json");
+    std::fs::write(&manifest_path, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let err = StoredBackup::open(&repo, "victim", Identities::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("outside the backup"), "{err}");
+
+    // A manifest that claims far more objects than its entries hold.
+    let mut edited: Value = serde_json::from_slice(&original).unwrap();
+    edited["counts"]["objects"] = json!(u64::MAX);
+    std::fs::write(&manifest_path, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let err = StoredBackup::open(&repo, "victim", Identities::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("entries, the manifest says"),
+        "{err}"
+    );
+
+    // Garbage for a manifest: listed as invalid, verify says so.
+    std::fs::write(&manifest_path, b"\x00\xffnot json").unwrap();
+    let listed = repo.list_backups().await.unwrap();
+    assert!(
+        listed[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not a backup manifest")
+    );
+    let report = catalog::verify(&repo, "victim", &Identities::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.problems[0].code, "MANIFEST_INVALID");
+    std::fs::write(&manifest_path, &original).unwrap();
+
+    // A zstd bomb for a pack index (a gigabyte of zeros in a few kB): refused at its
+    // limit, the pack's objects then count as lost.
+    let pack = &manifest.packs[0];
+    let index_path = repo_dir.join(format!("index/{pack}.json.zst"));
+    let mut bomb = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        std::io::Write::write_all(&mut bomb, &zeros).unwrap();
+    }
+    let bomb = bomb.finish().unwrap();
+    assert!(bomb.len() < 1 << 20);
+    std::fs::write(&index_path, &bomb).unwrap();
+    let blobs = repo.load_blobs().await.unwrap();
+    assert_eq!(blobs.broken_indexes.len(), 1, "{:?}", blobs.broken_indexes);
+    assert!(blobs.broken_indexes[0].contains("decompresses to more than"));
+    let report = catalog::verify(&repo, "victim", &Identities::default(), None)
+        .await
+        .unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.code == "INDEX_INVALID"),
+        "{:#?}",
+        report.problems
+    );
+}

@@ -32,7 +32,9 @@ pub mod limits {
     /// A manifest.
     pub const MANIFEST: u64 = 64 << 20;
     /// Entries or log of one backup, as stored.
-    pub const ENTRIES: u64 = 1 << 30;
+    pub const ENTRIES: u64 = 256 << 20;
+    /// Entries or log of one backup, decompressed.
+    pub const ENTRIES_PLAIN: u64 = 1 << 30;
     /// Small documents (config, locks, markers).
     pub const SMALL: u64 = 1 << 20;
 }

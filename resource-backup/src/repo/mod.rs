@@ -408,7 +408,7 @@ impl Repository {
         } else {
             stored.to_vec()
         };
-        pack::decompress_limited(&file.key, &compressed, limits::ENTRIES * 8)
+        pack::decompress_limited(&file.key, &compressed, limits::ENTRIES_PLAIN)
     }
 
     /// Every entry of a backup: the chunk list, then each chunk (from the packs),

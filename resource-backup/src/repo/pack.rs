@@ -134,7 +134,7 @@ pub fn encode_index(index: &PackIndex) -> Result<Vec<u8>, Error> {
 
 /// Decodes a stored index, checking it describes the pack it is named after.
 pub fn decode_index(key: &str, bytes: &[u8], expected_pack: &str) -> Result<PackIndex, Error> {
-    let json = decompress_limited(key, bytes, limits::INDEX * 8)?;
+    let json = decompress_limited(key, bytes, limits::INDEX)?;
     let index: PackIndex = serde_json::from_slice(&json)
         .map_err(|e| Error::corrupt(key, format!("not a pack index: {e}")))?;
     if index.format != INDEX_FORMAT {
