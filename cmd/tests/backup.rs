@@ -156,6 +156,30 @@ async fn backup_commands_work_from_the_bucket_alone() {
     testenv::snapshot(&etcd, &snapshot).await.unwrap();
     let repo = dir.path().join("repo");
     let repo = repo.to_str().unwrap();
+    // Signed with a key from `backup keygen`, encrypted to an age recipient.
+    let key = dir.path().join("signing.pem");
+    let (code, public, err) = salvor(&["backup", "keygen", "--sign-key", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let public_pem = dir.path().join("signing.pem.pub");
+    assert!(
+        std::fs::read_to_string(&public_pem)
+            .unwrap()
+            .contains("BEGIN PUBLIC KEY")
+    );
+    let (code, _, err) = salvor(&["backup", "keygen", "--sign-key", key.to_str().unwrap()]);
+    assert_eq!(code, 1, "keygen must not overwrite a key: {err}");
+    let identity = age::x25519::Identity::generate();
+    let identity_file = dir.path().join("age.key");
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(
+            &identity_file,
+            format!("{}\n", identity.to_string().expose_secret()),
+        )
+        .unwrap();
+    }
+    let recipient = identity.to_public().to_string();
+    let id = identity_file.to_str().unwrap();
     let (code, out, err) = salvor(&[
         "backup",
         "import-etcd",
@@ -166,6 +190,10 @@ async fn backup_commands_work_from_the_bucket_alone() {
         "from-etcd",
         "-o",
         "json",
+        "-r",
+        &recipient,
+        "--sign-key",
+        key.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}{err}");
     let imported: Value = serde_json::from_str(&out).unwrap();
@@ -178,6 +206,18 @@ async fn backup_commands_work_from_the_bucket_alone() {
         target.to_str().unwrap(),
         "--storage",
         repo,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--identity"), "{err}");
+    let (code, _, err) = salvor(&[
+        "backup",
+        "download",
+        "from-etcd",
+        target.to_str().unwrap(),
+        "--storage",
+        repo,
+        "-i",
+        id,
     ]);
     assert_eq!(code, 0, "{err}");
     let from_etcd = yaml_files(&target);
@@ -204,8 +244,23 @@ async fn backup_commands_work_from_the_bucket_alone() {
         compared += 1;
     }
     assert!(compared as u64 > objects / 2, "compared only {compared}");
-    let (code, out, _) = salvor(&["backup", "verify", "from-etcd", "--storage", repo]);
+    let pubkey = public_pem.to_str().unwrap();
+    let (code, out, _) = salvor(&[
+        "backup",
+        "verify",
+        "from-etcd",
+        "--storage",
+        repo,
+        "-i",
+        id,
+        "--public-key",
+        pubkey,
+    ]);
     assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("valid, ed25519 key {}", public.trim())),
+        "{out}"
+    );
 
     // A tampered pack: verify exits 3 and names it.
     let packs = dir.path().join("repo/packs");
@@ -225,7 +280,7 @@ async fn backup_commands_work_from_the_bucket_alone() {
     let at = bytes.len() - 10;
     bytes[at] ^= 1;
     std::fs::write(&pack, bytes).unwrap();
-    let (code, out, _) = salvor(&["backup", "verify", "from-etcd", "--storage", repo]);
+    let (code, out, _) = salvor(&["backup", "verify", "from-etcd", "--storage", repo, "-i", id]);
     assert_eq!(code, 3, "{out}");
     let stem = pack.file_stem().unwrap().to_str().unwrap();
     assert!(
