@@ -529,3 +529,44 @@ async fn a_hostile_repository_is_reported_not_followed() {
         report.problems
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_pin_lists_gets_a_backup_that_says_so() {
+    let (kube, dir, cluster) = start(120).await;
+    let repo = repo_in(&dir.path().join("repo")).await;
+    kube.server().reject_exact_lists(true);
+    let manifest = run(&cluster, &repo, &BackupOptions::new("unpinned")).await;
+    assert!(!manifest.consistent);
+    assert_eq!(manifest.phase, Phase::Completed, "{:#?}", manifest.errors);
+    assert_eq!(manifest.warnings.len(), 1);
+    assert!(
+        manifest.warnings[0].message.contains("not point-in-time"),
+        "{:?}",
+        manifest.warnings
+    );
+    // Nothing is missing: the objects are those the API serves now (nothing changed).
+    kube.server().reject_exact_lists(false);
+    let out = dir.path().join("download");
+    let stored = StoredBackup::open(&repo, "unpinned", Identities::default())
+        .await
+        .unwrap();
+    catalog::download(&stored, &out).await.unwrap();
+    let mut pinned = manifest.clone();
+    pinned.resource_version = served_rv(&kube).await;
+    let want = served_at(&kube, &pinned).await;
+    assert_eq!(downloaded(&out), want);
+}
+
+/// The current resourceVersion of the API server.
+async fn served_rv(kube: &KubeCluster) -> String {
+    let api = kube.server().api();
+    let namespaces = api.discovery().get("", "v1", "namespaces").unwrap();
+    let list = api
+        .list(&namespaces, None, &ListOptions::default())
+        .await
+        .unwrap();
+    list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

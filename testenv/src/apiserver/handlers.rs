@@ -46,6 +46,7 @@ pub struct HttpState {
 #[derive(Debug, Default)]
 pub struct Faults {
     failing: RwLock<BTreeSet<String>>,
+    reject_exact: std::sync::atomic::AtomicBool,
 }
 
 impl Faults {
@@ -53,6 +54,7 @@ impl Faults {
     pub fn new(resources: impl IntoIterator<Item = String>) -> Self {
         Faults {
             failing: RwLock::new(resources.into_iter().collect()),
+            reject_exact: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -62,6 +64,13 @@ impl Faults {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(resource);
+    }
+
+    /// Makes lists with `resourceVersionMatch=Exact` fail with 400 (as a server or proxy
+    /// that does not support them would), or work again.
+    pub fn reject_exact_lists(&self, reject: bool) {
+        self.reject_exact
+            .store(reject, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Lets every resource work again.
@@ -259,6 +268,18 @@ async fn route(
     state
         .faults
         .check(&target.resource.group, &target.resource.resource)?;
+    if state
+        .faults
+        .reject_exact
+        .load(std::sync::atomic::Ordering::Relaxed)
+        && query
+            .get("resourceVersionMatch")
+            .is_some_and(|m| m == "Exact")
+    {
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch=Exact is not supported by this server (injected fault)",
+        ));
+    }
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     super::objects::DRY_RUN
         .scope(dry_run, serve(state, method, query, headers, body, target))

@@ -163,6 +163,13 @@ impl ApiServer {
         self.faults.fail(resource.into());
     }
 
+    /// Makes lists with `resourceVersionMatch=Exact` answer 400 BadRequest (`true`), as a
+    /// server that cannot serve lists at an exact resourceVersion would, or serve them
+    /// again (`false`).
+    pub fn reject_exact_lists(&self, reject: bool) {
+        self.faults.reject_exact_lists(reject);
+    }
+
     /// Ends every fault injected by [`ApiServer::fail_resource`] or
     /// [`ApiServerOptions::fail_resources`].
     pub fn clear_faults(&self) {
