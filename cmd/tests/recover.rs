@@ -35,6 +35,19 @@ async fn two_members_lost_cluster_recovered_to_three() {
     testenv::load(&client, &workload).await.unwrap();
     let expected = common::all_keys(&client, false).await;
     drop(client);
+    // The survivor must have applied everything before the failure: a follower learns
+    // the last commit index from the leader's next message, and force-new-cluster drops
+    // what it did not know to be committed (the data loss recovery cannot avoid).
+    let survivor_client = cluster.member_client(0).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while common::all_keys(&survivor_client, true).await != expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "member 0 never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(survivor_client);
 
     // Two members die with their data; the third is killed as well.
     let survivor = cluster.members()[0].data_dir.clone();
