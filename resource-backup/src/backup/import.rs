@@ -5,7 +5,6 @@
 //! The caller walks the snapshot (etcd-tools decodes the storage values) and hands
 //! each object to [`Importer::add`], in key order.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -55,7 +54,6 @@ pub struct Importer {
     started: Instant,
     started_at: String,
     uploaded_before: u64,
-    types: BTreeSet<String>,
     kube_system_uid: Option<String>,
 }
 
@@ -87,7 +85,6 @@ impl Importer {
             started: Instant::now(),
             started_at: now_rfc3339(),
             uploaded_before,
-            types: BTreeSet::new(),
             kube_system_uid: None,
         })
     }
@@ -146,26 +143,14 @@ impl Importer {
         let Some(entry) = self.sink.add(&t, builtin, &object).await? else {
             return Ok(());
         };
-        let same_chunk = self.chunk.as_ref().is_some_and(|c| {
-            c.t.gvr == t.gvr
-                && c.namespace == item.namespace
-                && c.items.len() < super::CHUNK_ENTRIES
+        let chunk = self.chunk.get_or_insert_with(|| Chunk {
+            t: t.clone(),
+            namespace: item.namespace.clone(),
+            items: Vec::new(),
         });
-        if !same_chunk {
-            if let Some(mut done) = self.chunk.take() {
-                self.sink.flush_chunk(&mut done).await?;
-            }
-            self.types.insert(t.gvr.to_string());
-            self.chunk = Some(Chunk {
-                t,
-                namespace: item.namespace,
-                items: Vec::new(),
-            });
-        }
-        if let Some(chunk) = &mut self.chunk {
-            chunk.items.push(entry);
-        }
-        Ok(())
+        self.sink
+            .push_entry(chunk, &t, item.namespace.as_deref(), entry)
+            .await
     }
 
     fn wanted(&self, t: &ResourceType, namespace: &Option<String>, name: &str) -> bool {
@@ -214,7 +199,7 @@ impl Importer {
                     // A snapshot is one revision: as consistent as a backup gets.
                     consistent: true,
                     filters: self.filters.spec(),
-                    resources: std::mem::take(&mut self.types).into_iter().collect(),
+                    resources: self.sink.chunk_types().await,
                     warnings: Vec::new(),
                     errors: Vec::new(),
                 },

@@ -122,6 +122,8 @@ struct SinkState {
     entries: JsonLinesWriter,
     counts: Counts,
     packs_used: BTreeSet<String>,
+    /// Types with at least one object stored (`deployments.apps/v1`).
+    chunk_types: BTreeSet<String>,
     related: Related,
     object_errors: Vec<Problem>,
     dropped_errors: u64,
@@ -154,14 +156,15 @@ impl Sink {
     }
 
     /// Stores a blob (canonical JSON) unless the repository holds it already; returns
-    /// its id.
-    async fn put_blob(&self, bytes: &[u8]) -> Result<ContentId, Error> {
+    /// its id and whether it was new to the repository.
+    async fn put_blob(&self, bytes: &[u8]) -> Result<(ContentId, bool), Error> {
         let id = ContentId::of(bytes);
         let existing = self
             .known
             .blobs
             .get(&id)
             .map(|l| self.known.pack_id(l).to_string());
+        let new = existing.is_none();
         let full = match existing {
             Some(pack_id) => {
                 self.state.lock().await.packs_used.insert(pack_id);
@@ -180,7 +183,7 @@ impl Sink {
         if let Some(full) = full {
             self.upload(full).await?;
         }
-        Ok(id)
+        Ok((id, new))
     }
 
     /// Stores one selected object; returns its name and id for the entry chunk.
@@ -206,8 +209,7 @@ impl Sink {
         };
         let namespace = meta["namespace"].as_str().unwrap_or_default();
         let bytes = canonical::to_vec(object);
-        let new = !self.known.blobs.contains_key(&ContentId::of(&bytes));
-        let id = self.put_blob(&bytes).await?;
+        let (id, new) = self.put_blob(&bytes).await?;
         {
             let mut state = self.state.lock().await;
             state.related.note(t, builtin, object);
@@ -243,7 +245,7 @@ impl Sink {
             items: std::mem::take(&mut chunk.items),
         };
         let value = serde_json::to_value(&body).map_err(|e| Error::Invalid(e.to_string()))?;
-        let id = self.put_blob(&canonical::to_vec(&value)).await?;
+        let (id, _) = self.put_blob(&canonical::to_vec(&value)).await?;
         let line = ChunkRef {
             group: body.group,
             version: body.version,
@@ -253,7 +255,32 @@ impl Sink {
             count: body.items.len() as u64,
             chunk: id,
         };
-        self.state.lock().await.entries.push(&line)?;
+        let mut state = self.state.lock().await;
+        state.entries.push(&line)?;
+        state.chunk_types.insert(chunk.t.gvr.to_string());
+        Ok(())
+    }
+
+    /// Adds an entry to `chunk`, storing the chunk first when the entry is of another
+    /// type or namespace or the chunk is full.
+    async fn push_entry(
+        &self,
+        chunk: &mut Chunk,
+        t: &ResourceType,
+        namespace: Option<&str>,
+        item: (String, ContentId),
+    ) -> Result<(), Error> {
+        if chunk.t.gvr != t.gvr
+            || chunk.namespace.as_deref() != namespace
+            || chunk.items.len() >= CHUNK_ENTRIES
+        {
+            self.flush_chunk(chunk).await?;
+            if chunk.t.gvr != t.gvr {
+                chunk.t = t.clone();
+            }
+            chunk.namespace = namespace.map(str::to_string);
+        }
+        chunk.items.push(item);
         Ok(())
     }
 
@@ -530,6 +557,7 @@ impl Sink {
                 entries: JsonLinesWriter::new()?,
                 counts: Counts::default(),
                 packs_used: BTreeSet::new(),
+                chunk_types: BTreeSet::new(),
                 related: Related::default(),
                 object_errors: Vec::new(),
                 dropped_errors: 0,
@@ -544,6 +572,17 @@ impl Sink {
             );
         }
         Ok(sink)
+    }
+
+    /// Types with at least one object stored, sorted.
+    pub(crate) async fn chunk_types(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .await
+            .chunk_types
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Records a per-object error.
@@ -723,13 +762,15 @@ async fn back_up_type(
         namespace: None,
         items: Vec::new(),
     };
+    // What the selection relates to is complete before this type is read: a type's
+    // own objects never add to the relations it is chosen by (cluster_phase).
+    let related = if selection == Selection::Related {
+        Some(sink.state.lock().await.related.clone())
+    } else {
+        None
+    };
     loop {
         let page = list::get_page(client, t, &req).await?;
-        let related = if selection == Selection::Related {
-            Some(sink.state.lock().await.related.clone())
-        } else {
-            None
-        };
         for object in &page.items {
             if filters.excluded_by_label(object) {
                 continue;
@@ -746,11 +787,7 @@ async fn back_up_type(
             };
             if selected && let Some(item) = sink.add(t, builtin, object).await? {
                 let namespace = object["metadata"]["namespace"].as_str();
-                if chunk.namespace.as_deref() != namespace || chunk.items.len() >= CHUNK_ENTRIES {
-                    sink.flush_chunk(&mut chunk).await?;
-                    chunk.namespace = namespace.map(str::to_string);
-                }
-                chunk.items.push(item);
+                sink.push_entry(&mut chunk, t, namespace, item).await?;
                 taken += 1;
             }
         }

@@ -160,42 +160,45 @@ impl Repository {
     /// Opens a repository, creating its config when the location is empty. A location
     /// that holds something else is refused.
     pub async fn open_or_init(storage: Storage) -> Result<Repository, Error> {
-        let repo = Repository {
-            storage,
-            packs_cache: Arc::default(),
-        };
-        match repo.storage.get_opt(CONFIG_KEY, limits::SMALL).await? {
-            Some(bytes) => repo.check_config(&bytes)?,
-            None => {
-                let config = RepoConfig {
-                    format: REPOSITORY_FORMAT.to_string(),
-                    version: 1,
-                    created_at: now_rfc3339(),
-                };
-                repo.storage
-                    .put(CONFIG_KEY, Bytes::from(to_json(&config)?))
-                    .await?;
-            }
+        let repo = Repository::at(storage);
+        if !repo.read_config().await? {
+            let config = RepoConfig {
+                format: REPOSITORY_FORMAT.to_string(),
+                version: 1,
+                created_at: now_rfc3339(),
+            };
+            repo.storage
+                .put(CONFIG_KEY, Bytes::from(to_json(&config)?))
+                .await?;
         }
         Ok(repo)
     }
 
     /// Opens an existing repository.
     pub async fn open(storage: Storage) -> Result<Repository, Error> {
-        let repo = Repository {
-            storage,
-            packs_cache: Arc::default(),
-        };
-        match repo.storage.get_opt(CONFIG_KEY, limits::SMALL).await? {
-            Some(bytes) => repo.check_config(&bytes)?,
-            None => {
-                return Err(Error::NotFound(format!(
-                    "{}: no Salvor backup repository here (no {CONFIG_KEY}); check --storage",
-                    repo.storage.url()
-                )));
-            }
+        let repo = Repository::at(storage);
+        if !repo.read_config().await? {
+            return Err(Error::NotFound(format!(
+                "{}: no Salvor backup repository here (no {CONFIG_KEY}); check --storage",
+                repo.storage.url()
+            )));
         }
         Ok(repo)
+    }
+
+    fn at(storage: Storage) -> Repository {
+        Repository {
+            storage,
+            packs_cache: Arc::default(),
+        }
+    }
+
+    /// Checks the config; false when there is none.
+    async fn read_config(&self) -> Result<bool, Error> {
+        match self.storage.get_opt(CONFIG_KEY, limits::SMALL).await? {
+            Some(bytes) => self.check_config(&bytes).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     fn check_config(&self, bytes: &[u8]) -> Result<(), Error> {
