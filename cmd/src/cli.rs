@@ -280,15 +280,52 @@ pub enum SnapshotCommand {
     /// with the same --initial-cluster and --initial-cluster-token. Never writes over an
     /// existing data dir; an interrupted restore leaves only `<data-dir>.part`.
     Restore(RestoreArgs),
-    /// Stream a snapshot from a live member to DEST (a file), as `etcdctl snapshot save`:
-    /// written to `DEST.part`, its sha256 verified, fsynced, then renamed. With several
-    /// endpoints, the next is tried when one fails.
+    /// Stream a snapshot from a live member to DEST, as `etcdctl snapshot save`, its
+    /// sha256 verified before it appears under DEST: a file is written to `DEST.part`,
+    /// fsynced, then renamed; an `s3://bucket/key` object is a multipart upload
+    /// completed only once verified (no local disk needed). With several endpoints,
+    /// the next is tried when one fails.
     Save {
         #[command(flatten)]
         conn: EtcdConnArgs,
-        /// Destination file.
-        dest: PathBuf,
+        /// Destination: a file, file:///path or s3://bucket/key.
+        dest: String,
+        #[command(flatten)]
+        s3: S3Args,
     },
+}
+
+/// Object storage settings for `s3://` locations (credentials come from
+/// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN).
+#[derive(Debug, Clone, Args)]
+pub struct S3Args {
+    /// S3 endpoint of an S3-compatible server (default: $AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, env = "SALVOR_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default: $AWS_REGION, else us-east-1).
+    #[arg(long, env = "SALVOR_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Path-style S3 requests (default: on with --s3-endpoint, off for AWS).
+    #[arg(long, env = "SALVOR_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+    /// Give up on a storage request after retrying this many seconds.
+    #[arg(long, default_value_t = 60, env = "SALVOR_STORAGE_TIMEOUT")]
+    pub storage_timeout: u64,
+}
+
+impl S3Args {
+    /// As the storage layer takes them.
+    pub fn options(&self) -> object_storage::StorageOptions {
+        object_storage::StorageOptions {
+            s3: object_storage::S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                path_style: self.s3_path_style,
+                credentials: None,
+            },
+            retry_timeout: std::time::Duration::from_secs(self.storage_timeout.max(1)),
+        }
+    }
 }
 
 /// How to reach etcd (etcdctl's flags).
@@ -358,8 +395,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 /// `salvor etcd snapshot restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot file (`snapshot save` output; a `member/snap/db` needs --skip-hash-check).
-    pub file: PathBuf,
+    /// Snapshot file (`snapshot save` output; a `member/snap/db` needs --skip-hash-check),
+    /// or an `s3://bucket/key` object, downloaded next to the data dir first.
+    pub file: String,
     /// Data dir to create (default: `<name>.etcd`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -392,6 +430,8 @@ pub struct RestoreArgs {
     /// would be written; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 /// Which objects (kubectl-style flags).

@@ -1,6 +1,7 @@
 //! `salvor etcd snapshot save` against real etcd 3.4: over TLS with client certificates,
 //! with user/password auth, failing over past a dead endpoint; the file equals what
 //! `etcdctl snapshot status` reads; a killed save leaves no file under the destination.
+//! Saved straight to S3 (Garage) and restored from there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -172,4 +173,169 @@ async fn save_with_auth_and_interrupted_save() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["revision"].as_i64().unwrap() >= load.revision);
     assert_eq!(etcdctl_status(&dest)["hash"], report["hash"]);
+}
+
+/// A client of the test's Garage for checking what is in the bucket.
+fn bucket(garage: &testenv::Garage, prefix: &str) -> object_storage::Storage {
+    let options = object_storage::StorageOptions {
+        s3: object_storage::S3Options {
+            endpoint: Some(garage.endpoint()),
+            region: Some(garage.region().to_string()),
+            path_style: None,
+            credentials: Some(object_storage::S3Credentials {
+                access_key_id: garage.access_key_id().to_string(),
+                secret_access_key: garage.secret_access_key().to_string(),
+            }),
+        },
+        retry_timeout: Duration::from_secs(5),
+    };
+    let url = object_storage::StorageUrl::parse(&garage.url(prefix)).unwrap();
+    object_storage::Storage::open(&url, &options).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_to_s3_and_restore_from_it() {
+    use sha2::Digest;
+    let garage = testenv::Garage::start().await.unwrap();
+    let env = garage.env();
+    let store = bucket(&garage, "etcd");
+    let cluster = EtcdCluster::start(1).await.unwrap();
+    let client = cluster.client().await.unwrap();
+    // ~100 MB: a dozen upload parts, and still streaming when the save is killed.
+    let load = testenv::load(
+        &client,
+        &Workload {
+            value_size: testenv::ValueSizes::Uniform {
+                min: 20_000,
+                max: 30_000,
+            },
+            ..Workload::new(4_000)
+        },
+    )
+    .await
+    .unwrap();
+    let ep = &cluster.endpoints()[0];
+
+    // Killed mid-upload: no object under the name.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_salvor"))
+        .args(["etcd", "snapshot", "save", "--endpoints", ep])
+        .arg(garage.url("etcd/killed.db"))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    assert!(
+        !child.wait().unwrap().success(),
+        "the save finished before it was killed"
+    );
+    assert_eq!(store.size("killed.db").await.unwrap(), None);
+
+    // Saved straight to the bucket, verified.
+    let url = garage.url("etcd/snap.db");
+    let (code, out, err) = common::salvor_env(
+        &[
+            "etcd",
+            "snapshot",
+            "save",
+            "--endpoints",
+            ep,
+            &url,
+            "-o",
+            "json",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["path"], url.as_str());
+    assert!(report["revision"].is_null(), "{report}");
+    let size = store.size("snap.db").await.unwrap().unwrap();
+    assert_eq!(report["bytes"], size);
+    // The object is the verified stream: its content hashes to the reported sha256,
+    // which is also its trailer.
+    let mut download = store.download("snap.db").await.unwrap();
+    let mut body = Vec::new();
+    while let Some(chunk) = download.next_chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    let (content, trailer) = body.split_at(body.len() - 32);
+    let sha = hex::encode(sha2::Sha256::digest(content));
+    assert_eq!(report["sha256"], sha.as_str());
+    assert_eq!(hex::encode(trailer), sha);
+
+    // Restored from the bucket: the member's db holds the saved revision.
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("restored.etcd");
+    let (code, out, err) = common::salvor_env(
+        &[
+            "etcd",
+            "snapshot",
+            "restore",
+            &url,
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let restored: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(restored["hashVerified"], true);
+    assert_eq!(restored["revision"], load.revision);
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["restored.etcd".to_string()],
+        "download left behind"
+    );
+    let db = data_dir.join("member/snap/db");
+    let (code, out, err) = common::salvor(&[
+        "etcd",
+        "snapshot",
+        "status",
+        db.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["revision"], load.revision);
+
+    // Into a data dir that exists: refused before anything is downloaded.
+    let (code, _, err) = common::salvor_env(
+        &[
+            "etcd",
+            "snapshot",
+            "restore",
+            &url,
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("exists and is not empty"), "{err}");
+    assert!(!tmp.path().join("restored.etcd.snapshot.download").exists());
+
+    // A missing object is named.
+    let (code, _, err) = common::salvor_env(
+        &[
+            "etcd",
+            "snapshot",
+            "restore",
+            &garage.url("etcd/missing.db"),
+            "--data-dir",
+            tmp.path().join("other").to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("etcd/missing.db: no such object"), "{err}");
+    assert!(!tmp.path().join("other").exists());
 }

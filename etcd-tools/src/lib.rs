@@ -15,6 +15,7 @@ pub mod exporter;
 pub mod fsutil;
 pub mod objects;
 pub mod recover;
+pub mod remote;
 pub mod restore;
 pub mod salvage;
 pub mod save;

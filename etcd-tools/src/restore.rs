@@ -127,9 +127,9 @@ pub type ByteProgress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 const CHUNK: u64 = 64 << 20;
 
-/// Restores `opts.snapshot` into a new data dir. See the module docs.
-pub fn restore(opts: &RestoreOptions, progress: ByteProgress<'_>) -> Result<RestoreReport> {
-    let started = Instant::now();
+/// Checks the flags and that the output dirs are free, without reading the snapshot:
+/// the membership, this member, and its WAL dir.
+fn validate(opts: &RestoreOptions) -> Result<(Vec<ClusterMember>, ClusterMember, PathBuf)> {
     let members = initial_members(&opts.initial_cluster, &opts.initial_cluster_token)?;
     let me = members
         .iter()
@@ -151,12 +151,11 @@ pub fn restore(opts: &RestoreOptions, progress: ByteProgress<'_>) -> Result<Rest
             opts.initial_advertise_peer_urls.join(",")
         )));
     }
-    let data_dir = opts.data_dir.clone();
     let wal_dir = opts
         .wal_dir
         .clone()
-        .unwrap_or_else(|| data_dir.join("member").join("wal"));
-    for dir in [Some(&data_dir), opts.wal_dir.as_ref()]
+        .unwrap_or_else(|| opts.data_dir.join("member").join("wal"));
+    for dir in [Some(&opts.data_dir), opts.wal_dir.as_ref()]
         .into_iter()
         .flatten()
     {
@@ -180,6 +179,20 @@ pub fn restore(opts: &RestoreOptions, progress: ByteProgress<'_>) -> Result<Rest
             "--mark-compacted needs --bump-revision".into(),
         ));
     }
+    Ok((members, me, wal_dir))
+}
+
+/// Checks the flags and the output dirs before any work (for callers that must fetch
+/// the snapshot first).
+pub fn check_options(opts: &RestoreOptions) -> Result<()> {
+    validate(opts).map(|_| ())
+}
+
+/// Restores `opts.snapshot` into a new data dir. See the module docs.
+pub fn restore(opts: &RestoreOptions, progress: ByteProgress<'_>) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let (members, me, wal_dir) = validate(opts)?;
+    let data_dir = opts.data_dir.clone();
     let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
     if opts.dry_run {
         let snap = Snapshot::open(

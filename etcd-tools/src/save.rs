@@ -1,15 +1,24 @@
-//! `salvor etcd snapshot save`: stream a member's backend into a snapshot file, verified.
+//! `salvor etcd snapshot save`: stream a member's backend into a snapshot file or an
+//! object in S3, verified.
 //!
 //! etcd sends the backend followed by the SHA-256 of everything before it. The stream
-//! is written to `DEST.part` while it is hashed; only when the hash matches is the file
-//! fsynced and renamed to `DEST` (and the directory synced), so an interrupted or
-//! corrupted download never leaves a file under the destination name. With several
-//! endpoints, the next is tried when one fails.
+//! is hashed as it is written; nothing appears under the destination name unless the
+//! hash matches, so an interrupted or corrupted download never looks complete:
+//! - a file is written to `DEST.part`, fsynced and renamed to `DEST` (and the directory
+//!   synced), then read back for its status;
+//! - an object is sent as a multipart upload that is completed only after the hash
+//!   matched (and aborted otherwise), then its size is checked with the store. No local
+//!   disk is needed, which matters on a control-plane node whose disk is full.
+//!
+//! With several endpoints, the next is tried when one fails.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use etcd_rpc::{Client, ConnectOptions};
+use object_storage::{Storage, Upload};
+
+pub use crate::remote::SnapshotLocation;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use snapshot_format::etcd::{OpenOptions, Snapshot, StatusOptions};
@@ -43,9 +52,19 @@ pub enum SaveError {
         #[source]
         source: std::io::Error,
     },
-    /// The destination is not supported.
-    #[error("{0}")]
-    Destination(String),
+    /// The destination is not usable, or object storage failed.
+    #[error(transparent)]
+    Storage(#[from] object_storage::Error),
+    /// The store holds a different size than was sent.
+    #[error("{location}: the store reports {stored} bytes after {sent} were sent")]
+    SizeMismatch {
+        /// The object.
+        location: String,
+        /// Bytes sent.
+        sent: u64,
+        /// Bytes the store reports.
+        stored: u64,
+    },
     /// Reading back the saved file failed.
     #[error("the saved snapshot does not read back: {0}")]
     ReadBack(#[from] snapshot_format::Error),
@@ -60,20 +79,21 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SaveError {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SaveReport {
-    /// The snapshot file.
-    pub path: PathBuf,
+    /// The snapshot file, or the object's URL.
+    pub path: String,
     /// The endpoint that sent it.
     pub endpoint: String,
     /// Bytes written (the sha256 trailer included).
     pub bytes: u64,
     /// The verified sha256 of the backend (hex).
     pub sha256: String,
-    /// Revision of the snapshot (read back from the file).
-    pub revision: i64,
-    /// Keys across all buckets (as `snapshot status`).
-    pub total_key: u64,
-    /// `snapshot status` hash.
-    pub hash: u32,
+    /// Revision of the snapshot (read back from a file; not known for an object, which
+    /// is never read back).
+    pub revision: Option<i64>,
+    /// Keys across all buckets (as `snapshot status`; a file only).
+    pub total_key: Option<u64>,
+    /// `snapshot status` hash (a file only).
+    pub hash: Option<u32>,
     /// Wall time in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -85,50 +105,43 @@ pub type StreamProgress<'a> = &'a (dyn Fn(u64, Option<u64>) + Sync);
 pub async fn save(
     endpoints: &[String],
     options: &ConnectOptions,
-    dest: &Path,
+    dest: &SnapshotLocation,
     progress: StreamProgress<'_>,
 ) -> Result<SaveReport, SaveError> {
-    let text = dest.to_string_lossy();
-    if text.contains("://") {
-        return Err(SaveError::Destination(format!(
-            "{text}: only local paths are supported as snapshot destinations so far (object \
-             storage comes with `salvor backup`); save to a file and upload it"
-        )));
-    }
     let started = Instant::now();
-    let part = crate::fsutil::part_path(dest);
     let mut failures = Vec::new();
     for endpoint in endpoints {
-        match save_from(endpoint, options, &part, progress).await {
+        let mut sink = Sink::open(dest).await?;
+        match save_from(endpoint, options, &mut sink, progress).await {
             Ok((bytes, sha256)) => {
-                let dir = dest
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                tokio::fs::rename(&part, dest).await.map_err(io(format!(
-                    "renaming {} to {}",
-                    part.display(),
-                    dest.display()
-                )))?;
-                std::fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io(format!("syncing {}", dir.display())))?;
-                let snap = Snapshot::open(dest, &OpenOptions::default())?;
-                let status = snap.status(&StatusOptions::default())?;
+                sink.commit().await?;
+                let (revision, total_key, hash) = match dest {
+                    SnapshotLocation::File(path) => {
+                        let snap = Snapshot::open(path, &OpenOptions::default())?;
+                        let status = snap.status(&StatusOptions::default())?;
+                        (
+                            Some(status.revision),
+                            Some(status.total_key),
+                            Some(status.hash),
+                        )
+                    }
+                    SnapshotLocation::Object { .. } => (None, None, None),
+                };
                 return Ok(SaveReport {
-                    path: dest.to_path_buf(),
+                    path: dest.display(),
                     endpoint: endpoint.clone(),
                     bytes,
                     sha256,
-                    revision: status.revision,
-                    total_key: status.total_key,
-                    hash: status.hash,
+                    revision,
+                    total_key,
+                    hash,
                     elapsed_ms: started.elapsed().as_millis() as u64,
                 });
             }
             Err(e) => {
-                let _ = tokio::fs::remove_file(&part).await;
-                if matches!(e, SaveError::Io { .. }) {
+                sink.discard().await;
+                // Local or storage failures are not the endpoint's fault.
+                if matches!(e, SaveError::Io { .. } | SaveError::Storage(_)) {
                     return Err(e);
                 }
                 tracing::warn!(%endpoint, error = %e, "snapshot failed; trying the next endpoint");
@@ -139,11 +152,122 @@ pub async fn save(
     Err(SaveError::AllEndpointsFailed(failures.join("; ")))
 }
 
-/// Streams one member's snapshot into `part`, verified and fsynced.
+/// Where the bytes go while they arrive.
+enum Sink {
+    File {
+        file: tokio::fs::File,
+        part: PathBuf,
+        path: PathBuf,
+    },
+    Object {
+        upload: Upload,
+        storage: Storage,
+        key: String,
+    },
+}
+
+impl Sink {
+    async fn open(dest: &SnapshotLocation) -> Result<Sink, SaveError> {
+        match dest {
+            SnapshotLocation::File(path) => {
+                let part = crate::fsutil::part_path(path);
+                let file = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&part)
+                    .await
+                    .map_err(io(format!("creating {}", part.display())))?;
+                Ok(Sink::File {
+                    file,
+                    part,
+                    path: path.clone(),
+                })
+            }
+            SnapshotLocation::Object { storage, key } => Ok(Sink::Object {
+                upload: storage.upload(key).await?,
+                storage: storage.clone(),
+                key: key.clone(),
+            }),
+        }
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), SaveError> {
+        match self {
+            Sink::File { file, part, .. } => file
+                .write_all(chunk)
+                .await
+                .map_err(io(format!("writing {}", part.display()))),
+            Sink::Object { upload, .. } => Ok(upload.write(chunk).await?),
+        }
+    }
+
+    /// Makes the verified snapshot visible under its name, durably.
+    async fn commit(self) -> Result<(), SaveError> {
+        match self {
+            Sink::File {
+                mut file,
+                part,
+                path,
+            } => {
+                file.flush()
+                    .await
+                    .map_err(io(format!("writing {}", part.display())))?;
+                file.sync_all()
+                    .await
+                    .map_err(io(format!("syncing {}", part.display())))?;
+                drop(file);
+                let context = format!("renaming {} to {}", part.display(), path.display());
+                tokio::task::spawn_blocking(move || {
+                    std::fs::rename(&part, &path)?;
+                    let dir = path
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."));
+                    std::fs::File::open(dir)?.sync_all()
+                })
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map_err(io(context))
+            }
+            Sink::Object {
+                upload,
+                storage,
+                key,
+            } => {
+                let sent = upload.finish().await?;
+                let stored = storage.size(&key).await?.unwrap_or(0);
+                if stored != sent {
+                    return Err(SaveError::SizeMismatch {
+                        location: storage.location(&key),
+                        sent,
+                        stored,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Leaves nothing under the destination name.
+    async fn discard(self) {
+        match self {
+            Sink::File { file, part, .. } => {
+                drop(file);
+                let _ = tokio::fs::remove_file(&part).await;
+            }
+            Sink::Object { upload, .. } => upload.abort().await,
+        }
+    }
+}
+
+/// Streams one member's snapshot into the sink, verified.
 async fn save_from(
     endpoint: &str,
     options: &ConnectOptions,
-    part: &Path,
+    sink: &mut Sink,
     progress: StreamProgress<'_>,
 ) -> Result<(u64, String), SaveError> {
     let rpc = |e: etcd_rpc::Error| SaveError::AllEndpointsFailed(format!("{e:#}"));
@@ -151,22 +275,12 @@ async fn save_from(
         .await
         .map_err(rpc)?;
     let mut stream = client.snapshot().await.map_err(rpc)?;
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(part)
-        .await
-        .map_err(io(format!("creating {}", part.display())))?;
     let mut hasher = Sha256::new();
     // The last 32 bytes seen, which are the trailer once the stream ends.
     let mut tail: Vec<u8> = Vec::with_capacity(64);
     let mut bytes = 0u64;
     while let Some(chunk) = stream.chunk().await.map_err(rpc)? {
-        file.write_all(&chunk)
-            .await
-            .map_err(io(format!("writing {}", part.display())))?;
+        sink.write(&chunk).await?;
         bytes += chunk.len() as u64;
         tail.extend_from_slice(&chunk);
         if tail.len() > 32 {
@@ -185,11 +299,5 @@ async fn save_from(
             actual: hex::encode(actual),
         });
     }
-    file.flush()
-        .await
-        .map_err(io(format!("writing {}", part.display())))?;
-    file.sync_all()
-        .await
-        .map_err(io(format!("syncing {}", part.display())))?;
     Ok((bytes, hex::encode(actual)))
 }

@@ -175,12 +175,7 @@ pub fn listable(types: &[ResourceType], all_versions: bool) -> Vec<ResourceType>
 /// (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1`).
 pub use snapshot_format::k8s::version_priority as version_order;
 
-/// Makes ring rustls's process-wide default. kube and tonic pick ring by themselves,
-/// but object_store's HTTP client (reqwest built without a provider of its own, see
-/// the workspace manifest) needs a process default. Harmless when one is installed.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use object_storage::install_crypto_provider;
 
 /// Reads a kubeconfig file (for callers that need its current context's name).
 pub fn current_context(path: Option<&Path>) -> Option<String> {

@@ -116,15 +116,29 @@ impl Error {
                 **source,
                 kube::Error::HyperError(_) | kube::Error::Service(_)
             ),
-            Error::Storage { source, .. } => !matches!(
-                **source,
-                object_store::Error::NotFound { .. }
-                    | object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. }
-                    | object_store::Error::PermissionDenied { .. }
-                    | object_store::Error::Unauthenticated { .. }
-            ),
+            Error::Storage { source, .. } => object_storage::error::is_transient(source),
             _ => false,
+        }
+    }
+}
+
+impl From<object_storage::Error> for Error {
+    fn from(e: object_storage::Error) -> Error {
+        match e {
+            object_storage::Error::Invalid(m) => Error::Invalid(m),
+            object_storage::Error::NotFound(m) => Error::NotFound(m),
+            object_storage::Error::TooLarge {
+                location,
+                size,
+                limit,
+            } => Error::corrupt(
+                location,
+                format!("{size} bytes, more than the {limit} this kind of object may have"),
+            ),
+            object_storage::Error::Store { location, source } => {
+                Error::Storage { location, source }
+            }
+            object_storage::Error::Io { path, source } => Error::Io { path, source },
         }
     }
 }

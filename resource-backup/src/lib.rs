@@ -10,10 +10,11 @@ pub mod error;
 pub mod model;
 pub mod repo;
 pub mod restore;
-pub mod storage;
 
 pub use cluster::{Cluster, ClusterArgs};
 pub use error::Error;
 pub use model::{BackupItem, Gvr, ObjectSource, ResourceType};
+/// Where repositories live (the `object-storage` crate, shared with etcd snapshots).
+pub use object_storage as storage;
+pub use object_storage::{Storage, StorageOptions, StorageUrl};
 pub use repo::Repository;
-pub use storage::{Storage, StorageOptions, StorageUrl};

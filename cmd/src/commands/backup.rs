@@ -1,7 +1,6 @@
 //! `salvor backup …`: API-layer backups in a repository on object storage.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -9,8 +8,9 @@ use resource_backup::backup::{self, BackupOptions, Progress};
 use resource_backup::catalog::{self, StoredBackup};
 use resource_backup::crypto::{Identities, Recipients, SigningKey, VerifyingKey};
 use resource_backup::repo::format::{FilterSpec, Manifest, Phase};
-use resource_backup::storage::S3Options;
-use resource_backup::{Cluster, ClusterArgs, Repository, Storage, StorageOptions, StorageUrl};
+use resource_backup::{Cluster, ClusterArgs, Repository, Storage, StorageUrl};
+
+use crate::cli::S3Args;
 
 use crate::exit;
 use crate::output::{Format, human_bytes, print_structured, print_table, properties, table};
@@ -22,34 +22,15 @@ pub struct StorageArgs {
     /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN).
     #[arg(long, env = "SALVOR_STORAGE")]
     pub storage: String,
-    /// S3 endpoint of an S3-compatible server (default: $AWS_ENDPOINT_URL, else AWS).
-    #[arg(long, env = "SALVOR_S3_ENDPOINT")]
-    pub s3_endpoint: Option<String>,
-    /// S3 region (default: $AWS_REGION, else us-east-1).
-    #[arg(long, env = "SALVOR_S3_REGION")]
-    pub s3_region: Option<String>,
-    /// Path-style S3 requests (default: on with --s3-endpoint, off for AWS).
-    #[arg(long, env = "SALVOR_S3_PATH_STYLE")]
-    pub s3_path_style: Option<bool>,
-    /// Give up on a storage request after retrying this many seconds.
-    #[arg(long, default_value_t = 60, env = "SALVOR_STORAGE_TIMEOUT")]
-    pub storage_timeout: u64,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 impl StorageArgs {
     /// Opens the location.
     pub fn storage(&self) -> anyhow::Result<Storage> {
         let url = StorageUrl::parse(&self.storage)?;
-        let options = StorageOptions {
-            s3: S3Options {
-                endpoint: self.s3_endpoint.clone(),
-                region: self.s3_region.clone(),
-                path_style: self.s3_path_style,
-                credentials: None,
-            },
-            retry_timeout: Duration::from_secs(self.storage_timeout.max(1)),
-        };
-        Ok(Storage::open(&url, &options)?)
+        Ok(Storage::open(&url, &self.s3.options())?)
     }
 
     /// Opens the repository (which must exist).

@@ -49,7 +49,9 @@ pub fn open(read: &ReadArgs) -> anyhow::Result<Snapshot> {
 pub fn run(command: SnapshotCommand, format: Format) -> anyhow::Result<u8> {
     match command {
         SnapshotCommand::Restore(args) => return super::restore::run(args, format),
-        SnapshotCommand::Save { conn, dest } => return super::save::run(&conn, &dest, format),
+        SnapshotCommand::Save { conn, dest, s3 } => {
+            return super::save::run(&conn, &dest, &s3, format);
+        }
         SnapshotCommand::Status {
             read,
             prefix_depth,

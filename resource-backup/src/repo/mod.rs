@@ -243,7 +243,7 @@ impl Repository {
                 }
                 let result = match storage.get(&key, limits::INDEX).await {
                     Ok(bytes) => pack::decode_index(&key, &bytes, &pack),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.into()),
                 };
                 (key, result)
             }
@@ -272,7 +272,8 @@ impl Repository {
             .await?;
         self.storage
             .put(&pack::index_key(&sealed.id), Bytes::from(index))
-            .await
+            .await?;
+        Ok(())
     }
 
     /// A pack's plaintext, its stored sha256 checked (cached: a few recent packs).
@@ -354,7 +355,8 @@ impl Repository {
                 &Self::backup_key(name, "started.json"),
                 Bytes::from(to_json(&marker)?),
             )
-            .await
+            .await?;
+        Ok(())
     }
 
     /// Stores a backup's file (entries or log), encrypted when there are recipients.
@@ -501,7 +503,8 @@ impl Repository {
                 &Self::backup_key(&manifest.name, "manifest.json"),
                 Bytes::from(to_json(manifest)?),
             )
-            .await
+            .await?;
+        Ok(())
     }
 
     /// A complete backup's manifest.

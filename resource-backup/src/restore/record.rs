@@ -42,7 +42,8 @@ pub async fn save(repo: &Repository, record: &RestoreRecord) -> Result<(), Error
     let bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::Invalid(e.to_string()))?;
     repo.storage()
         .put(&key(&record.name), Bytes::from(bytes))
-        .await
+        .await?;
+    Ok(())
 }
 
 /// Reads a record.

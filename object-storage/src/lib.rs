@@ -1,8 +1,11 @@
-//! Where a repository lives: a directory (the default for users without S3) or an S3
-//! bucket and prefix (AWS or any S3-compatible server: endpoint and path-style options).
+//! Where Salvor keeps what it saves: a directory (the default for users without S3) or
+//! an S3 bucket and prefix (AWS or any S3-compatible server: endpoint and path-style
+//! options). Backup repositories and etcd snapshots both go through it.
 //!
 //! Everything goes through [`Storage`], which adds the retry policy, maps errors to
-//! [`Error`] with the object's key, and keeps a count of the bytes uploaded.
+//! [`Error`] with the object's location, and keeps a count of the bytes uploaded.
+//! Small objects are written whole ([`Storage::put`]); large ones are streamed
+//! ([`Storage::upload`], [`Storage::download`]), so memory does not grow with them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +20,11 @@ use object_store::path::Path as StorePath;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 
-use crate::Error;
+pub mod error;
+pub mod transfer;
+
+pub use error::{Error, is_transient};
+pub use transfer::{Download, Upload};
 
 /// A parsed `--storage` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +41,41 @@ pub enum StorageUrl {
 }
 
 impl StorageUrl {
+    /// Splits the URL of one object (`s3://bucket/dir/snapshot.db`, `file:///dir/x.db`,
+    /// `dir/x.db`) into the location of its directory and its name in it.
+    pub fn parse_object(url: &str) -> Result<(StorageUrl, String), Error> {
+        let trimmed = url.trim_end_matches('/');
+        if trimmed.len() != url.len() || trimmed.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{url}: names a directory, not an object (expected e.g. s3://bucket/etcd/snapshot.db)"
+            )));
+        }
+        if let Some(rest) = trimmed.strip_prefix("s3://")
+            && !rest.contains('/')
+        {
+            return Err(Error::Invalid(format!(
+                "{url}: no object name after the bucket (expected s3://BUCKET/KEY)"
+            )));
+        }
+        let (dir, name) = match trimmed.rsplit_once('/') {
+            Some(("", name)) => ("/".to_string(), name),
+            Some((dir, name)) if dir.ends_with("://") => (format!("{dir}/"), name),
+            Some((dir, name)) => (dir.to_string(), name),
+            None => (".".to_string(), trimmed),
+        };
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(Error::Invalid(format!(
+                "{url}: {name:?} is not an object name"
+            )));
+        }
+        Ok((StorageUrl::parse(&dir)?, name.to_string()))
+    }
+
+    /// Whether this is object storage rather than a local directory.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, StorageUrl::S3 { .. })
+    }
+
     /// Parses a directory path, `file://` URL or `s3://bucket/prefix`.
     pub fn parse(url: &str) -> Result<StorageUrl, Error> {
         if let Some(rest) = url.strip_prefix("s3://") {
@@ -130,12 +172,12 @@ impl Default for StorageOptions {
     }
 }
 
-/// An open repository location.
+/// An open storage location.
 #[derive(Debug, Clone)]
 pub struct Storage {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     url: StorageUrl,
-    uploaded: Arc<AtomicU64>,
+    pub(crate) uploaded: Arc<AtomicU64>,
 }
 
 fn env_any(keys: &[&str]) -> Option<String> {
@@ -162,11 +204,11 @@ impl Storage {
                     source,
                 })?;
                 let fs = LocalFileSystem::new_with_prefix(path)
-                    .map_err(|e| Error::storage(url.to_string(), e))?;
+                    .map_err(|e| Error::store(url.to_string(), e))?;
                 Arc::new(fs)
             }
             StorageUrl::S3 { bucket, prefix } => {
-                crate::cluster::install_crypto_provider();
+                install_crypto_provider();
                 let endpoint = options
                     .s3
                     .endpoint
@@ -196,7 +238,7 @@ impl Storage {
                 }
                 let s3 = builder
                     .build()
-                    .map_err(|e| Error::storage(url.to_string(), e))?;
+                    .map_err(|e| Error::store(url.to_string(), e))?;
                 if prefix.is_empty() {
                     Arc::new(s3)
                 } else {
@@ -221,7 +263,8 @@ impl Storage {
         self.uploaded.load(Ordering::Relaxed)
     }
 
-    fn location(&self, key: &str) -> String {
+    /// Where an object is, for messages (`s3://bucket/prefix/key`, `/dir/key`).
+    pub fn location(&self, key: &str) -> String {
         match &self.url {
             StorageUrl::Dir(p) => format!("{}/{key}", p.display()),
             other => format!("{other}/{key}"),
@@ -234,7 +277,7 @@ impl Storage {
         self.store
             .put(&StorePath::from(key), PutPayload::from_bytes(bytes))
             .await
-            .map_err(|e| Error::storage(self.location(key), e))?;
+            .map_err(|e| Error::store(self.location(key), e))?;
         self.uploaded.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
@@ -247,18 +290,16 @@ impl Storage {
             .await
             .map_err(|e| self.not_found_or(key, e))?;
         if result.meta.size > limit {
-            return Err(Error::corrupt(
-                self.location(key),
-                format!(
-                    "{} bytes, more than the {limit} this kind of object may have",
-                    result.meta.size
-                ),
-            ));
+            return Err(Error::TooLarge {
+                location: self.location(key),
+                size: result.meta.size,
+                limit,
+            });
         }
         result
             .bytes()
             .await
-            .map_err(|e| Error::storage(self.location(key), e))
+            .map_err(|e| Error::store(self.location(key), e))
     }
 
     /// Reads an object if it exists.
@@ -270,11 +311,11 @@ impl Storage {
         }
     }
 
-    fn not_found_or(&self, key: &str, e: object_store::Error) -> Error {
+    pub(crate) fn not_found_or(&self, key: &str, e: object_store::Error) -> Error {
         if matches!(e, object_store::Error::NotFound { .. }) {
             Error::NotFound(format!("{}: no such object", self.location(key)))
         } else {
-            Error::storage(self.location(key), e)
+            Error::store(self.location(key), e)
         }
     }
 
@@ -283,7 +324,7 @@ impl Storage {
         match self.store.head(&StorePath::from(key)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::storage(self.location(key), e)),
+            Err(e) => Err(Error::store(self.location(key), e)),
         }
     }
 
@@ -291,7 +332,7 @@ impl Storage {
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         match self.store.delete(&StorePath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::storage(self.location(key), e)),
+            Err(e) => Err(Error::store(self.location(key), e)),
         }
     }
 
@@ -303,7 +344,7 @@ impl Storage {
             .list(Some(&prefix_path))
             .try_collect()
             .await
-            .map_err(|e| Error::storage(self.location(prefix), e))?;
+            .map_err(|e| Error::store(self.location(prefix), e))?;
         let mut out: Vec<(String, u64)> = metas
             .into_iter()
             .map(|m| (m.location.to_string(), m.size))
@@ -319,7 +360,7 @@ impl Storage {
             .store
             .list_with_delimiter(Some(&prefix_path))
             .await
-            .map_err(|e| Error::storage(self.location(prefix), e))?;
+            .map_err(|e| Error::store(self.location(prefix), e))?;
         let mut out: Vec<String> = result
             .common_prefixes
             .into_iter()
@@ -328,6 +369,13 @@ impl Storage {
         out.sort();
         Ok(out)
     }
+}
+
+/// Makes ring rustls's process-wide default. kube and tonic pick ring by themselves,
+/// but object_store's HTTP client (reqwest built without a provider of its own, see
+/// the workspace manifest) needs a process default. Harmless when one is installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[cfg(test)]
@@ -354,5 +402,48 @@ mod tests {
         assert!(StorageUrl::parse("s3:///p").is_err());
         assert!(StorageUrl::parse("gs://x").is_err());
         assert!(StorageUrl::parse("file://rel").is_err());
+    }
+
+    #[test]
+    fn object_urls_parse() {
+        let s3 = |bucket: &str, prefix: &str| StorageUrl::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        };
+        assert_eq!(
+            StorageUrl::parse_object("s3://b/etcd/daily/snap.db").unwrap(),
+            (s3("b", "etcd/daily"), "snap.db".to_string())
+        );
+        assert_eq!(
+            StorageUrl::parse_object("s3://b/snap.db").unwrap(),
+            (s3("b", ""), "snap.db".to_string())
+        );
+        assert_eq!(
+            StorageUrl::parse_object("file:///var/x.db").unwrap(),
+            (StorageUrl::Dir("/var".into()), "x.db".to_string())
+        );
+        assert_eq!(
+            StorageUrl::parse_object("file:///x.db").unwrap(),
+            (StorageUrl::Dir("/".into()), "x.db".to_string())
+        );
+        assert_eq!(
+            StorageUrl::parse_object("x.db").unwrap(),
+            (StorageUrl::Dir(".".into()), "x.db".to_string())
+        );
+        assert_eq!(
+            StorageUrl::parse_object("a/x.db").unwrap(),
+            (StorageUrl::Dir("a".into()), "x.db".to_string())
+        );
+        for bad in [
+            "s3://b",
+            "s3://b/",
+            "s3://b/dir/",
+            "s3:///x",
+            "s3://b/..",
+            "",
+            "gs://b/x",
+        ] {
+            assert!(StorageUrl::parse_object(bad).is_err(), "{bad}");
+        }
     }
 }
