@@ -328,10 +328,10 @@ impl S3Args {
     }
 }
 
-/// How to reach etcd (etcdctl's flags).
+/// How to reach etcd (etcdctl's flags), for every command that talks to live members.
 #[derive(Debug, Clone, Args)]
 pub struct EtcdConnArgs {
-    /// gRPC endpoints, comma-separated.
+    /// Comma-separated client URLs (`https://10.0.0.1:2379`, or `host:port`).
     #[arg(
         long,
         value_delimiter = ',',
@@ -343,29 +343,37 @@ pub struct EtcdConnArgs {
     pub security: EtcdSecurityArgs,
 }
 
-/// TLS, authentication and timeouts for etcd (etcdctl's flags).
+/// TLS, authentication and timeouts for etcd, with etcdctl's names and defaults.
 #[derive(Debug, Clone, Args)]
 pub struct EtcdSecurityArgs {
-    /// CA bundle that signs the members' certificates.
+    /// CA bundle that signs the members' server certificates.
     #[arg(long, env = "SALVOR_CACERT")]
     pub cacert: Option<PathBuf>,
-    /// Client certificate (members started with --client-cert-auth).
-    #[arg(long, env = "SALVOR_CERT")]
+    /// Client certificate (for members started with --client-cert-auth).
+    #[arg(long, env = "SALVOR_CERT", requires = "key")]
     pub cert: Option<PathBuf>,
-    /// Client certificate's private key.
-    #[arg(long, env = "SALVOR_KEY")]
+    /// Private key of the client certificate.
+    #[arg(long, env = "SALVOR_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// User name, or `user:password` as etcdctl takes it.
+    /// etcd user, `name` or `name:password` (as etcdctl's --user).
     #[arg(long, env = "SALVOR_USER", hide_env_values = true)]
     pub user: Option<crate::commands::connect::UserArg>,
-    /// Password (prefer the environment variable to the command line).
+    /// Password of --user (prefer the SALVOR_PASSWORD environment variable to the
+    /// command line).
     #[arg(long, env = "SALVOR_PASSWORD", hide_env_values = true)]
     pub password: Option<crate::commands::connect::Secret>,
-    /// Time allowed to connect to one endpoint (e.g. 2s, 500ms).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    /// Time allowed to reach a member (connect, TLS): a dead or frozen member costs at
+    /// most this. `500ms`, `2s`, `1m`.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, env = "SALVOR_DIAL_TIMEOUT")]
     pub dial_timeout: std::time::Duration,
-    /// Time allowed for one request to start answering.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// Time allowed for one request to answer (a stream such as a snapshot only has to
+    /// start within it).
+    #[arg(
+        long,
+        default_value = "5s",
+        value_parser = parse_duration,
+        env = "SALVOR_COMMAND_TIMEOUT"
+    )]
     pub command_timeout: std::time::Duration,
 }
 

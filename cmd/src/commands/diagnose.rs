@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 use etcd_tools::diagnose::{DiagnoseOptions, DiagnosisReport, Severity, diagnose};
 
-use super::connect::EtcdConnectArgs;
+use crate::cli::EtcdConnArgs;
 use crate::exit;
 use crate::output::{Format, human_bytes, print_structured, print_table, table};
 
@@ -13,7 +13,7 @@ use crate::output::{Format, human_bytes, print_structured, print_table, table};
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
     #[command(flatten)]
-    pub connect: EtcdConnectArgs,
+    pub connect: EtcdConnArgs,
     /// Discover every member from the endpoints' member list and diagnose them all.
     #[arg(long)]
     pub cluster: bool,
@@ -33,7 +33,7 @@ impl DiagnoseArgs {
     pub fn options(&self) -> anyhow::Result<DiagnoseOptions> {
         let mut options = DiagnoseOptions::new(self.connect.endpoints.clone());
         options.cluster = self.cluster;
-        options.connect = self.connect.connect_options()?;
+        options.connect = super::conn::connect_options(&self.connect)?;
         options.metrics = !self.no_metrics;
         options.hash_kv = !self.no_hashkv;
         Ok(options)
