@@ -557,6 +557,31 @@ async fn a_server_that_cannot_pin_lists_gets_a_backup_that_says_so() {
     assert_eq!(downloaded(&out), want);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_are_retried_into_a_complete_backup() {
+    let (kube, dir, cluster) = start(300).await;
+    let repo = repo_in(&dir.path().join("repo")).await;
+    // Every 5th resource request fails, with 429 or with a 500 from an etcd timeout.
+    kube.server().fail_every(5);
+    let mut options = BackupOptions::new("flaky");
+    options.page_size = 40;
+    let manifest = run(&cluster, &repo, &options).await;
+    let injected = kube.server().injected_failures();
+    kube.server().clear_faults();
+    assert!(
+        injected >= 5,
+        "only {injected} requests failed: the fault did not bite"
+    );
+    assert_eq!(manifest.phase, Phase::Completed, "{:#?}", manifest.errors);
+    assert!(manifest.consistent);
+    let out = dir.path().join("download");
+    let stored = StoredBackup::open(&repo, "flaky", Identities::default())
+        .await
+        .unwrap();
+    catalog::download(&stored, &out).await.unwrap();
+    assert_eq!(downloaded(&out), served_at(&kube, &manifest).await);
+}
+
 /// The current resourceVersion of the API server.
 async fn served_rv(kube: &KubeCluster) -> String {
     let api = kube.server().api();

@@ -821,6 +821,48 @@ async fn interrupted_restore_rerun_ends_identical() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_are_retried_to_the_same_result() {
+    let (kube_a, a) = start(&NEWER).await;
+    load_cluster_a(&kube_a, &a).await;
+    let source = ApiSource::new(&a).await;
+    let options = migration_options();
+
+    let (_kube_whole, whole) = start(&OLDER).await;
+    let plan = restore::plan(&source, &whole, &options).await.unwrap();
+    let report = restore::apply(&plan, &whole, &options, |_| {})
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{:?}", report.summary);
+
+    // Every 7th resource request (plan's reads and apply's writes alike) fails, with
+    // 429 or with a 500 from an etcd timeout.
+    let (kube_busy, busy) = start(&OLDER).await;
+    kube_busy.server().fail_every(7);
+    let plan = restore::plan(&source, &busy, &options).await.unwrap();
+    let report = restore::apply(&plan, &busy, &options, |_| {})
+        .await
+        .unwrap();
+    let injected = kube_busy.server().injected_failures();
+    kube_busy.server().clear_faults();
+    assert!(report.succeeded(), "{:?}", report.summary);
+    assert!(
+        injected >= 10,
+        "only {injected} requests failed: the fault did not bite"
+    );
+
+    let namespaces = ["moved-000", "app-001"];
+    let (left, right) = (
+        snapshot(&whole, &namespaces).await,
+        snapshot(&busy, &namespaces).await,
+    );
+    assert!(!left.is_empty());
+    assert_eq!(left.len(), right.len());
+    for (k, v) in &left {
+        assert_eq!(Some(v), right.get(k), "{k:?}");
+    }
+}
+
 fn item(gvr: Gvr, kind: &str, namespace: Option<&str>, object: Value) -> BackupItem {
     BackupItem {
         name: object["metadata"]["name"].as_str().unwrap().to_string(),

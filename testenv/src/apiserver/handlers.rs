@@ -47,6 +47,10 @@ pub struct HttpState {
 pub struct Faults {
     failing: RwLock<BTreeSet<String>>,
     reject_exact: std::sync::atomic::AtomicBool,
+    /// Every n-th resource request fails transiently (0: none).
+    fail_every: std::sync::atomic::AtomicU64,
+    requests: std::sync::atomic::AtomicU64,
+    injected: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
@@ -55,7 +59,23 @@ impl Faults {
         Faults {
             failing: RwLock::new(resources.into_iter().collect()),
             reject_exact: std::sync::atomic::AtomicBool::new(false),
+            fail_every: std::sync::atomic::AtomicU64::new(0),
+            requests: std::sync::atomic::AtomicU64::new(0),
+            injected: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Fails every `n`-th resource request transiently (0 ends it); see
+    /// [`super::ApiServer::fail_every`].
+    pub fn fail_every(&self, n: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.requests.store(0, Relaxed);
+        self.fail_every.store(n, Relaxed);
+    }
+
+    /// How many requests [`Faults::fail_every`] failed so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Makes every request for `resource` fail.
@@ -73,8 +93,9 @@ impl Faults {
             .store(reject, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Lets every resource work again.
+    /// Lets every resource work again and ends throttling.
     pub fn clear(&self) {
+        self.fail_every(0);
         self.failing
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -93,6 +114,17 @@ impl Faults {
 
     /// The injected error for a request of `resource` in `group`, if it is to fail.
     fn check(&self, group: &str, resource: &str) -> Result<(), ApiError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let every = self.fail_every.load(Relaxed);
+        if every > 0 && self.requests.fetch_add(1, Relaxed) % every == every - 1 {
+            return Err(if self.injected.fetch_add(1, Relaxed) % 2 == 0 {
+                ApiError::too_many_requests(
+                    "injected fault: too many requests, please try again later",
+                )
+            } else {
+                ApiError::internal("injected fault: etcdserver: request timed out")
+            });
+        }
         let failing = self
             .failing
             .read()

@@ -170,8 +170,22 @@ impl ApiServer {
         self.faults.reject_exact_lists(reject);
     }
 
-    /// Ends every fault injected by [`ApiServer::fail_resource`] or
-    /// [`ApiServerOptions::fail_resources`].
+    /// Fault injection: from now on every `n`-th request for a resource (any verb; not
+    /// discovery) fails transiently, alternately with 429 TooManyRequests (what API
+    /// Priority and Fairness answers under load; kube-rs retries it by itself) and 500
+    /// `etcdserver: request timed out` (an etcd hiccup, which the client must retry on
+    /// its own). 0 ends it.
+    pub fn fail_every(&self, n: u64) {
+        self.faults.fail_every(n);
+    }
+
+    /// How many requests [`ApiServer::fail_every`] has failed so far.
+    pub fn injected_failures(&self) -> u64 {
+        self.faults.injected()
+    }
+
+    /// Ends every fault injected by [`ApiServer::fail_resource`],
+    /// [`ApiServer::fail_every`] or [`ApiServerOptions::fail_resources`].
     pub fn clear_faults(&self) {
         self.faults.clear();
     }

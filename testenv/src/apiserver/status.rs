@@ -244,6 +244,11 @@ impl ApiError {
         ApiError::new(413, "RequestEntityTooLarge", message)
     }
 
+    /// 429: the server sheds load (API Priority and Fairness).
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        ApiError::new(429, "TooManyRequests", message)
+    }
+
     /// 504: e.g. a resourceVersion newer than the store.
     pub fn timeout(message: impl Into<String>) -> Self {
         ApiError::new(504, "Timeout", message)
