@@ -117,7 +117,7 @@ impl Faults {
         use std::sync::atomic::Ordering::Relaxed;
         let every = self.fail_every.load(Relaxed);
         if every > 0 && self.requests.fetch_add(1, Relaxed) % every == every - 1 {
-            return Err(if self.injected.fetch_add(1, Relaxed) % 2 == 0 {
+            return Err(if self.injected.fetch_add(1, Relaxed).is_multiple_of(2) {
                 ApiError::too_many_requests(
                     "injected fault: too many requests, please try again later",
                 )
