@@ -13,79 +13,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use resource_backup::cluster::listable;
 use resource_backup::restore::{self, RestoreOptions};
-use resource_backup::{BackupItem, Cluster, ClusterArgs, Error, Gvr, ObjectSource, ResourceType};
-use serde_json::{Value, json};
-
-struct ApiSource {
-    cluster: Cluster,
-    types: Vec<ResourceType>,
-    revision: String,
-}
-
-async fn get(cluster: &Cluster, path: &str) -> Result<Value, Error> {
-    let request = http::Request::builder()
-        .method("GET")
-        .uri(path)
-        .body(Vec::new())
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    cluster
-        .client()
-        .request::<Value>(request)
-        .await
-        .map_err(|e| Error::kube(format!("GET {path}"), e))
-}
-
-impl ObjectSource for ApiSource {
-    fn resource_types(&self) -> Vec<ResourceType> {
-        self.types.clone()
-    }
-
-    async fn objects(&self, gvr: &Gvr) -> Result<Vec<BackupItem>, Error> {
-        let kind = self
-            .types
-            .iter()
-            .find(|t| &t.gvr == gvr)
-            .map(|t| t.kind.clone())
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut path = format!("{}?limit=500", gvr.collection_path(None));
-            match &token {
-                Some(t) => path.push_str(&format!("&continue={t}")),
-                None => path.push_str(&format!(
-                    "&resourceVersion={}&resourceVersionMatch=Exact",
-                    self.revision
-                )),
-            }
-            let page = get(&self.cluster, &path).await?;
-            for mut object in page["items"].as_array().cloned().unwrap_or_default() {
-                object["apiVersion"] = json!(gvr.api_version());
-                object["kind"] = json!(kind);
-                let name = object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                out.push(BackupItem {
-                    gvr: gvr.clone(),
-                    kind: kind.clone(),
-                    namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
-                    name,
-                    object,
-                });
-            }
-            token = page["metadata"]["continue"]
-                .as_str()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
-    }
-}
+use resource_backup::{
+    BackupItem, Cluster, ClusterArgs, Error, Gvr, LiveSource, ObjectSource, ResourceType,
+};
+use serde_json::json;
 
 /// The source, read once.
 struct MemorySource {
@@ -129,25 +61,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|c| c.parse())
         .transpose()?
         .unwrap_or(32);
-    let listed = get(&source, "/api/v1/namespaces?limit=1").await?;
-    let revision = listed["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("0")
-        .to_string();
     let reading = Instant::now();
-    let api = ApiSource {
-        types: listable(&source.discover().await?, false),
-        cluster: source,
-        revision,
-    };
+    let api = LiveSource::new(&source).await?;
+    let types = api.resource_types();
     let mut items = std::collections::HashMap::new();
-    for t in &api.types {
+    for t in &types {
         items.insert(t.gvr.clone(), api.objects(&t.gvr).await?);
     }
-    let source = MemorySource {
-        types: api.types.clone(),
-        items,
-    };
+    let source = MemorySource { types, items };
     let read = reading.elapsed().as_secs_f64();
     let options = RestoreOptions {
         include_controller_owned: true,

@@ -7,12 +7,14 @@ pub mod catalog;
 pub mod cluster;
 pub mod crypto;
 pub mod error;
+pub mod live;
 pub mod model;
 pub mod repo;
 pub mod restore;
 
 pub use cluster::{Cluster, ClusterArgs};
 pub use error::Error;
+pub use live::LiveSource;
 pub use model::{BackupItem, Gvr, ObjectSource, ResourceType};
 /// Where repositories live (the `object-storage` crate, shared with etcd snapshots).
 pub use object_storage as storage;

@@ -16,7 +16,7 @@ use resource_backup::cluster::listable;
 use resource_backup::restore::{
     self, Action, ExistingPolicy, ObjectRef, Outcome, RestoreOptions, Transforms,
 };
-use resource_backup::{BackupItem, Cluster, Error, Gvr, ObjectSource, ResourceType};
+use resource_backup::{BackupItem, Cluster, Error, Gvr, LiveSource, ObjectSource, ResourceType};
 use serde_json::{Value, json};
 use testenv::apiserver::workload::ClusterWorkload;
 use testenv::apiserver::{
@@ -62,77 +62,6 @@ async fn call(
         .request::<Value>(request)
         .await
         .map_err(|e| Error::kube(format!("{method} {path}"), e))
-}
-
-/// Lists a cluster through the API at one resourceVersion, as a backup would.
-struct ApiSource {
-    cluster: Cluster,
-    types: Vec<ResourceType>,
-    revision: String,
-}
-
-impl ApiSource {
-    async fn new(cluster: &Cluster) -> ApiSource {
-        let types = listable(&cluster.discover().await.unwrap(), false);
-        let namespaces = call(cluster, "GET", "/api/v1/namespaces?limit=1", None)
-            .await
-            .unwrap();
-        let revision = namespaces["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        ApiSource {
-            cluster: cluster.clone(),
-            types,
-            revision,
-        }
-    }
-}
-
-impl ObjectSource for ApiSource {
-    fn resource_types(&self) -> Vec<ResourceType> {
-        self.types.clone()
-    }
-
-    async fn objects(&self, gvr: &Gvr) -> Result<Vec<BackupItem>, Error> {
-        let kind = self
-            .types
-            .iter()
-            .find(|t| &t.gvr == gvr)
-            .map(|t| t.kind.clone())
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut path = format!("{}?limit=250", gvr.collection_path(None));
-            match &token {
-                Some(t) => path.push_str(&format!("&continue={t}")),
-                None => path.push_str(&format!(
-                    "&resourceVersion={}&resourceVersionMatch=Exact",
-                    self.revision
-                )),
-            }
-            let page = call(&self.cluster, "GET", &path, None).await?;
-            for mut object in page["items"].as_array().cloned().unwrap_or_default() {
-                object["apiVersion"] = json!(gvr.api_version());
-                object["kind"] = json!(kind);
-                out.push(BackupItem {
-                    gvr: gvr.clone(),
-                    kind: kind.clone(),
-                    namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
-                    name: object["metadata"]["name"].as_str().unwrap().to_string(),
-                    object,
-                });
-            }
-            token = page["metadata"]["continue"]
-                .as_str()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
-    }
 }
 
 /// An in-memory source.
@@ -269,7 +198,7 @@ fn key(gvr: &Gvr, ns: Option<&str>, name: &str) -> (String, String, Option<Strin
 type Key = (String, String, Option<String>, String);
 
 /// The objects of A the migration selects, by their place in the target.
-async fn expected_objects(source: &ApiSource) -> BTreeMap<Key, BackupItem> {
+async fn expected_objects(source: &LiveSource) -> BTreeMap<Key, BackupItem> {
     let mut out = BTreeMap::new();
     for t in source.resource_types() {
         if SKIPPED.contains(&t.gvr.resource.as_str()) {
@@ -484,7 +413,7 @@ async fn migration_to_an_older_cluster_object_by_object() {
     let (kube_a, a) = start(&NEWER).await;
     load_cluster_a(&kube_a, &a).await;
     let (_kube_b, b) = start(&OLDER).await;
-    let source = ApiSource::new(&a).await;
+    let source = LiveSource::new(&a).await.unwrap();
     let expected = expected_objects(&source).await;
     assert!(expected.len() > 80, "{}", expected.len());
     let options = migration_options();
@@ -749,7 +678,7 @@ async fn snapshot(cluster: &Cluster, namespaces: &[&str]) -> BTreeMap<Key, Value
 async fn interrupted_restore_rerun_ends_identical() {
     let (kube_a, a) = start(&NEWER).await;
     load_cluster_a(&kube_a, &a).await;
-    let source = Arc::new(ApiSource::new(&a).await);
+    let source = Arc::new(LiveSource::new(&a).await.unwrap());
     let options = migration_options();
 
     let (_kube_whole, whole) = start(&OLDER).await;
@@ -825,7 +754,7 @@ async fn interrupted_restore_rerun_ends_identical() {
 async fn transient_api_errors_are_retried_to_the_same_result() {
     let (kube_a, a) = start(&NEWER).await;
     load_cluster_a(&kube_a, &a).await;
-    let source = ApiSource::new(&a).await;
+    let source = LiveSource::new(&a).await.unwrap();
     let options = migration_options();
 
     let (_kube_whole, whole) = start(&OLDER).await;
@@ -1219,7 +1148,7 @@ async fn status_labels_and_names_follow_the_options() {
 /// The CLI and a server spawn plans and applies on tokio tasks: their futures are Send.
 #[allow(dead_code)]
 fn futures_are_send(
-    source: &'static ApiSource,
+    source: &'static LiveSource,
     cluster: &'static Cluster,
     plan: &'static restore::RestorePlan,
 ) {
