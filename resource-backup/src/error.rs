@@ -128,3 +128,10 @@ impl Error {
         }
     }
 }
+
+impl From<snapshot_format::k8s::selector::SelectorError> for Error {
+    /// A label selector that does not parse is bad input.
+    fn from(error: snapshot_format::k8s::selector::SelectorError) -> Self {
+        Error::Invalid(error.to_string())
+    }
+}
