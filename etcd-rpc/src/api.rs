@@ -317,18 +317,23 @@ impl Client {
         password: impl Into<String>,
     ) -> Result<AuthUserAddResponse, Error> {
         self.user_add_request(AuthUserAddRequest {
-            name: name.into(),
-            password: password.into(),
+            name: name.into().into_bytes(),
+            password: password.into().into_bytes(),
             options: Some(UserAddOptions { no_password: false }),
-            hashed_password: String::new(),
+            hashed_password: Vec::new(),
         })
         .await
     }
 
     /// The roles of a user.
     pub async fn user_get(&self, name: impl Into<String>) -> Result<AuthUserGetResponse, Error> {
-        self.unary(method::USER_GET, AuthUserGetRequest { name: name.into() })
-            .await
+        self.unary(
+            method::USER_GET,
+            AuthUserGetRequest {
+                name: name.into().into_bytes(),
+            },
+        )
+        .await
     }
 
     /// Every user.
@@ -343,7 +348,9 @@ impl Client {
     ) -> Result<AuthUserDeleteResponse, Error> {
         self.unary(
             method::USER_DELETE,
-            AuthUserDeleteRequest { name: name.into() },
+            AuthUserDeleteRequest {
+                name: name.into().into_bytes(),
+            },
         )
         .await
     }
@@ -357,9 +364,9 @@ impl Client {
         self.unary(
             method::USER_CHANGE_PASSWORD,
             AuthUserChangePasswordRequest {
-                name: name.into(),
-                password: password.into(),
-                hashed_password: String::new(),
+                name: name.into().into_bytes(),
+                password: password.into().into_bytes(),
+                hashed_password: Vec::new(),
             },
         )
         .await
@@ -374,8 +381,8 @@ impl Client {
         self.unary(
             method::USER_GRANT_ROLE,
             AuthUserGrantRoleRequest {
-                user: user.into(),
-                role: role.into(),
+                user: user.into().into_bytes(),
+                role: role.into().into_bytes(),
             },
         )
         .await
@@ -390,8 +397,8 @@ impl Client {
         self.unary(
             method::USER_REVOKE_ROLE,
             AuthUserRevokeRoleRequest {
-                name: name.into(),
-                role: role.into(),
+                name: name.into().into_bytes(),
+                role: role.into().into_bytes(),
             },
         )
         .await
@@ -399,14 +406,24 @@ impl Client {
 
     /// Adds a role.
     pub async fn role_add(&self, name: impl Into<String>) -> Result<AuthRoleAddResponse, Error> {
-        self.unary(method::ROLE_ADD, AuthRoleAddRequest { name: name.into() })
-            .await
+        self.unary(
+            method::ROLE_ADD,
+            AuthRoleAddRequest {
+                name: name.into().into_bytes(),
+            },
+        )
+        .await
     }
 
     /// The permissions of a role.
     pub async fn role_get(&self, role: impl Into<String>) -> Result<AuthRoleGetResponse, Error> {
-        self.unary(method::ROLE_GET, AuthRoleGetRequest { role: role.into() })
-            .await
+        self.unary(
+            method::ROLE_GET,
+            AuthRoleGetRequest {
+                role: role.into().into_bytes(),
+            },
+        )
+        .await
     }
 
     /// Every role.
@@ -421,7 +438,9 @@ impl Client {
     ) -> Result<AuthRoleDeleteResponse, Error> {
         self.unary(
             method::ROLE_DELETE,
-            AuthRoleDeleteRequest { role: role.into() },
+            AuthRoleDeleteRequest {
+                role: role.into().into_bytes(),
+            },
         )
         .await
     }
@@ -435,7 +454,7 @@ impl Client {
         self.unary(
             method::ROLE_GRANT_PERMISSION,
             AuthRoleGrantPermissionRequest {
-                name: name.into(),
+                name: name.into().into_bytes(),
                 perm: Some(permission),
             },
         )
@@ -452,7 +471,7 @@ impl Client {
         self.unary(
             method::ROLE_REVOKE_PERMISSION,
             AuthRoleRevokePermissionRequest {
-                role: role.into(),
+                role: role.into().into_bytes(),
                 key: key.into(),
                 range_end: range_end.into(),
             },

@@ -163,6 +163,27 @@ mod tests {
         assert_eq!(txn.encode_to_vec(), expected);
     }
 
+    /// AuthUserAddRequest: the `string` fields (name 1, password 2, hashedPassword 4)
+    /// are bytes in Rust and length-delimited on the wire, as a `string` is; options 3
+    /// is a nested message.
+    #[test]
+    fn auth_user_add_request_encoding() {
+        let add = AuthUserAddRequest {
+            name: b"root".to_vec(),
+            password: b"pw".to_vec(),
+            options: Some(authpb::UserAddOptions { no_password: true }),
+            hashed_password: b"h".to_vec(),
+        };
+        let expected = [
+            0x0a, 4, b'r', b'o', b'o', b't', // name
+            0x12, 2, b'p', b'w', // password
+            0x1a, 2, 0x08, 1, // options.no_password
+            0x22, 1, b'h', // hashed_password
+        ];
+        assert_eq!(add.encode_to_vec(), expected);
+        assert_eq!(AuthUserAddRequest::decode(&expected[..]).unwrap(), add);
+    }
+
     #[test]
     fn member_add_request_encoding() {
         let add = MemberAddRequest {

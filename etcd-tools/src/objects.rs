@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use snapshot_format::etcd::{RangeQuery, Snapshot};
 use snapshot_format::k8s::keys::RegistryKey;
+pub use snapshot_format::k8s::selector::LabelSelector;
+use snapshot_format::k8s::selector::SelectorError;
 use snapshot_format::k8s::{
     EncryptionConfig, StorageFormat, StoredObject, decode_storage_value_with,
 };
@@ -43,101 +45,12 @@ pub enum ObjectsError {
     },
 }
 
-/// One requirement of a label selector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Requirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
-
-/// A kubectl-style label selector: `app=web,tier!=db,env in (prod,staging),!legacy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSelector(Vec<Requirement>);
-
-impl LabelSelector {
-    /// Parses a selector as `kubectl -l` accepts it.
-    pub fn parse(selector: &str) -> Result<Self, ObjectsError> {
-        let err = |problem: &str| ObjectsError::Selector {
-            selector: selector.to_string(),
-            problem: problem.to_string(),
-        };
-        let mut reqs = Vec::new();
-        // Split on commas outside parentheses.
-        let mut parts = Vec::new();
-        let (mut depth, mut start) = (0i32, 0);
-        for (i, c) in selector.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                ',' if depth == 0 => {
-                    parts.push(&selector[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            }
-            if depth < 0 {
-                return Err(err("unbalanced parentheses"));
-            }
+impl From<SelectorError> for ObjectsError {
+    fn from(error: SelectorError) -> Self {
+        ObjectsError::Selector {
+            selector: error.selector,
+            problem: error.problem,
         }
-        parts.push(&selector[start..]);
-        for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
-            let set = |rest: &str| -> Result<Vec<String>, ObjectsError> {
-                let inner = rest.trim();
-                let inner = inner
-                    .strip_prefix('(')
-                    .and_then(|r| r.strip_suffix(')'))
-                    .ok_or_else(|| err("a set must be written (a,b)"))?;
-                Ok(inner
-                    .split(',')
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty())
-                    .collect())
-            };
-            let req = if let Some(key) = part.strip_prefix('!') {
-                Requirement::NotExists(key.trim().to_string())
-            } else if let Some((k, v)) = part.split_once("!=") {
-                Requirement::NotEquals(k.trim().into(), v.trim().into())
-            } else if let Some((k, v)) = part.split_once("==") {
-                Requirement::Equals(k.trim().into(), v.trim().into())
-            } else if let Some((k, v)) = part.split_once('=') {
-                Requirement::Equals(k.trim().into(), v.trim().into())
-            } else if let Some((k, rest)) = part.split_once(" notin ") {
-                Requirement::NotIn(k.trim().into(), set(rest)?)
-            } else if let Some((k, rest)) = part.split_once(" in ") {
-                Requirement::In(k.trim().into(), set(rest)?)
-            } else if part.contains(|c: char| c.is_whitespace() || "()".contains(c)) {
-                return Err(err(&format!("cannot read {part:?}")));
-            } else {
-                Requirement::Exists(part.to_string())
-            };
-            reqs.push(req);
-        }
-        Ok(LabelSelector(reqs))
-    }
-
-    /// True when the object's labels satisfy every requirement.
-    pub fn matches(&self, object: &Value) -> bool {
-        let labels = object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object);
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        self.0.iter().all(|r| match r {
-            Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
-            Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
-            Requirement::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Requirement::NotIn(k, vs) => get(k).is_none_or(|x| vs.iter().all(|v| v != x)),
-            Requirement::Exists(k) => get(k).is_some(),
-            Requirement::NotExists(k) => get(k).is_none(),
-        })
-    }
-
-    /// True for the empty selector.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -718,31 +631,6 @@ pub fn stats(snap: &Snapshot, prefix: &str, top: usize) -> Result<ObjectStats, O
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn selectors_like_kubectl() {
-        let obj = serde_json::json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
-        for (sel, want) in [
-            ("app=web", true),
-            ("app==web,tier=front", true),
-            ("app!=web", false),
-            ("app in (web, api)", true),
-            ("tier notin (front)", false),
-            ("app", true),
-            ("!legacy", true),
-            ("!app", false),
-            ("env in (prod)", false),
-            ("", true),
-        ] {
-            assert_eq!(
-                LabelSelector::parse(sel).unwrap().matches(&obj),
-                want,
-                "{sel}"
-            );
-        }
-        assert!(LabelSelector::parse("app in web").is_err());
-        assert!(LabelSelector::parse("a b").is_err());
-    }
 
     #[test]
     fn hostile_names_stay_inside_the_dump_dir() {

@@ -142,3 +142,10 @@ impl From<object_storage::Error> for Error {
         }
     }
 }
+
+impl From<snapshot_format::k8s::selector::SelectorError> for Error {
+    /// A label selector that does not parse is bad input.
+    fn from(error: snapshot_format::k8s::selector::SelectorError) -> Self {
+        Error::Invalid(error.to_string())
+    }
+}

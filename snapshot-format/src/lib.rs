@@ -6,6 +6,8 @@
 //!   `snapshot status` hash and `HashKV`.
 //! - [`mvcc`] and [`authpb`]: the `mvccpb` and `authpb` record types, shared with the
 //!   gRPC client so records read from files and received over the wire are one type.
+//! - [`etcdserverpb`]: the etcd v3 request messages, as the WAL carries them in raft
+//!   entries and the gRPC client sends them.
 //!
 //! No network, no async runtime.
 //!
@@ -21,6 +23,7 @@ pub mod authpb;
 pub mod bbolt;
 mod error;
 pub mod etcd;
+pub mod etcdserverpb;
 pub mod k8s;
 pub mod mvcc;
 pub mod wal;

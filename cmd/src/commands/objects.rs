@@ -27,7 +27,7 @@ fn filter(select: &ObjectSelection) -> anyhow::Result<ObjectFilter> {
         namespace: select.namespace.clone(),
         name: select.name.clone(),
         labels: match &select.selector {
-            Some(s) => LabelSelector::parse(s)?,
+            Some(s) => LabelSelector::parse(s).map_err(objects::ObjectsError::from)?,
             None => LabelSelector::default(),
         },
         revision: select.rev,

@@ -1,11 +1,12 @@
-//! `etcdserverpb` messages of the `Auth` service.
+//! `etcdserverpb` messages of the `Auth` service (the requests that go through raft
+//! are [`snapshot_format::etcdserverpb`]'s).
 //!
 //! Messages that carry a password or a token print it redacted in `Debug`.
 
 use std::fmt;
 
 use super::ResponseHeader;
-use crate::proto::authpb::{Permission, UserAddOptions};
+use crate::proto::authpb::Permission;
 
 /// Text printed instead of a secret.
 const REDACTED: &str = "<redacted>";
@@ -15,10 +16,6 @@ fn redacted(secret: &str) -> &'static str {
     if secret.is_empty() { "\"\"" } else { REDACTED }
 }
 
-/// `AuthEnableRequest`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthEnableRequest {}
-
 /// `AuthEnableResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AuthEnableResponse {
@@ -26,10 +23,6 @@ pub struct AuthEnableResponse {
     #[prost(message, optional, tag = "1")]
     pub header: Option<ResponseHeader>,
 }
-
-/// `AuthDisableRequest`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthDisableRequest {}
 
 /// `AuthDisableResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -99,52 +92,12 @@ impl fmt::Debug for AuthenticateResponse {
     }
 }
 
-/// `AuthUserAddRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-#[prost(skip_debug)]
-pub struct AuthUserAddRequest {
-    /// User name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// Password (redacted in `Debug`).
-    #[prost(string, tag = "2")]
-    pub password: String,
-    /// Options, e.g. a user without password (certificate CN only).
-    #[prost(message, optional, tag = "3")]
-    pub options: Option<UserAddOptions>,
-    /// Pre-hashed bcrypt password instead of `password` (etcd 3.5+; redacted in `Debug`).
-    #[prost(string, tag = "4")]
-    pub hashed_password: String,
-}
-
-impl fmt::Debug for AuthUserAddRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthUserAddRequest")
-            .field("name", &self.name)
-            .field("password", &format_args!("{}", redacted(&self.password)))
-            .field("options", &self.options)
-            .field(
-                "hashed_password",
-                &format_args!("{}", redacted(&self.hashed_password)),
-            )
-            .finish()
-    }
-}
-
 /// `AuthUserAddResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AuthUserAddResponse {
     /// Response header.
     #[prost(message, optional, tag = "1")]
     pub header: Option<ResponseHeader>,
-}
-
-/// `AuthUserGetRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthUserGetRequest {
-    /// User name.
-    #[prost(string, tag = "1")]
-    pub name: String,
 }
 
 /// `AuthUserGetResponse`.
@@ -158,48 +111,12 @@ pub struct AuthUserGetResponse {
     pub roles: Vec<String>,
 }
 
-/// `AuthUserDeleteRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthUserDeleteRequest {
-    /// User name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-}
-
 /// `AuthUserDeleteResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AuthUserDeleteResponse {
     /// Response header.
     #[prost(message, optional, tag = "1")]
     pub header: Option<ResponseHeader>,
-}
-
-/// `AuthUserChangePasswordRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-#[prost(skip_debug)]
-pub struct AuthUserChangePasswordRequest {
-    /// User name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// New password (redacted in `Debug`).
-    #[prost(string, tag = "2")]
-    pub password: String,
-    /// New pre-hashed bcrypt password (etcd 3.5+; redacted in `Debug`).
-    #[prost(string, tag = "3")]
-    pub hashed_password: String,
-}
-
-impl fmt::Debug for AuthUserChangePasswordRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthUserChangePasswordRequest")
-            .field("name", &self.name)
-            .field("password", &format_args!("{}", redacted(&self.password)))
-            .field(
-                "hashed_password",
-                &format_args!("{}", redacted(&self.hashed_password)),
-            )
-            .finish()
-    }
 }
 
 /// `AuthUserChangePasswordResponse`.
@@ -210,34 +127,12 @@ pub struct AuthUserChangePasswordResponse {
     pub header: Option<ResponseHeader>,
 }
 
-/// `AuthUserGrantRoleRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthUserGrantRoleRequest {
-    /// User name.
-    #[prost(string, tag = "1")]
-    pub user: String,
-    /// Role name.
-    #[prost(string, tag = "2")]
-    pub role: String,
-}
-
 /// `AuthUserGrantRoleResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AuthUserGrantRoleResponse {
     /// Response header.
     #[prost(message, optional, tag = "1")]
     pub header: Option<ResponseHeader>,
-}
-
-/// `AuthUserRevokeRoleRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthUserRevokeRoleRequest {
-    /// User name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// Role name.
-    #[prost(string, tag = "2")]
-    pub role: String,
 }
 
 /// `AuthUserRevokeRoleResponse`.
@@ -248,28 +143,12 @@ pub struct AuthUserRevokeRoleResponse {
     pub header: Option<ResponseHeader>,
 }
 
-/// `AuthRoleAddRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthRoleAddRequest {
-    /// Role name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-}
-
 /// `AuthRoleAddResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AuthRoleAddResponse {
     /// Response header.
     #[prost(message, optional, tag = "1")]
     pub header: Option<ResponseHeader>,
-}
-
-/// `AuthRoleGetRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthRoleGetRequest {
-    /// Role name.
-    #[prost(string, tag = "1")]
-    pub role: String,
 }
 
 /// `AuthRoleGetResponse`.
@@ -283,10 +162,6 @@ pub struct AuthRoleGetResponse {
     pub perm: Vec<Permission>,
 }
 
-/// `AuthUserListRequest`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthUserListRequest {}
-
 /// `AuthUserListResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AuthUserListResponse {
@@ -297,10 +172,6 @@ pub struct AuthUserListResponse {
     #[prost(string, repeated, tag = "2")]
     pub users: Vec<String>,
 }
-
-/// `AuthRoleListRequest`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthRoleListRequest {}
 
 /// `AuthRoleListResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -313,14 +184,6 @@ pub struct AuthRoleListResponse {
     pub roles: Vec<String>,
 }
 
-/// `AuthRoleDeleteRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthRoleDeleteRequest {
-    /// Role name.
-    #[prost(string, tag = "1")]
-    pub role: String,
-}
-
 /// `AuthRoleDeleteResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AuthRoleDeleteResponse {
@@ -329,37 +192,12 @@ pub struct AuthRoleDeleteResponse {
     pub header: Option<ResponseHeader>,
 }
 
-/// `AuthRoleGrantPermissionRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthRoleGrantPermissionRequest {
-    /// Role name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// The permission to grant.
-    #[prost(message, optional, tag = "2")]
-    pub perm: Option<Permission>,
-}
-
 /// `AuthRoleGrantPermissionResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AuthRoleGrantPermissionResponse {
     /// Response header.
     #[prost(message, optional, tag = "1")]
     pub header: Option<ResponseHeader>,
-}
-
-/// `AuthRoleRevokePermissionRequest`.
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
-pub struct AuthRoleRevokePermissionRequest {
-    /// Role name.
-    #[prost(string, tag = "1")]
-    pub role: String,
-    /// First key of the permission to revoke.
-    #[prost(bytes = "vec", tag = "2")]
-    pub key: Vec<u8>,
-    /// Range end of the permission to revoke.
-    #[prost(bytes = "vec", tag = "3")]
-    pub range_end: Vec<u8>,
 }
 
 /// `AuthRoleRevokePermissionResponse`.

@@ -1,17 +1,7 @@
-//! `etcdserverpb` messages of the `Lease` service.
+//! `etcdserverpb` messages of the `Lease` service (`LeaseGrantRequest` and
+//! `LeaseRevokeRequest` are [`snapshot_format::etcdserverpb`]'s).
 
 use super::ResponseHeader;
-
-/// `LeaseGrantRequest`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, prost::Message)]
-pub struct LeaseGrantRequest {
-    /// Time to live in seconds.
-    #[prost(int64, tag = "1")]
-    pub ttl: i64,
-    /// Requested lease ID; 0 lets the server choose.
-    #[prost(int64, tag = "2")]
-    pub id: i64,
-}
 
 /// `LeaseGrantResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -28,14 +18,6 @@ pub struct LeaseGrantResponse {
     /// Error text, if any.
     #[prost(string, tag = "4")]
     pub error: String,
-}
-
-/// `LeaseRevokeRequest`: revoke a lease and delete its keys.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, prost::Message)]
-pub struct LeaseRevokeRequest {
-    /// The lease ID.
-    #[prost(int64, tag = "1")]
-    pub id: i64,
 }
 
 /// `LeaseRevokeResponse`.

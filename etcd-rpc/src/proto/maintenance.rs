@@ -1,44 +1,7 @@
-//! `etcdserverpb` messages of the `Maintenance` service.
+//! `etcdserverpb` messages of the `Maintenance` service (`AlarmRequest` and its
+//! enumerations are [`snapshot_format::etcdserverpb`]'s).
 
-use super::ResponseHeader;
-
-/// `AlarmType`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-#[repr(i32)]
-pub enum AlarmType {
-    /// No alarm; in a request, "any alarm".
-    None = 0,
-    /// The backend exceeded its quota; the cluster only accepts reads and deletes.
-    Nospace = 1,
-    /// A member's data differs from the others'.
-    Corrupt = 2,
-}
-
-/// `AlarmRequest.AlarmAction`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-#[repr(i32)]
-pub enum AlarmAction {
-    /// List alarms.
-    Get = 0,
-    /// Raise an alarm.
-    Activate = 1,
-    /// Clear an alarm.
-    Deactivate = 2,
-}
-
-/// `AlarmRequest`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, prost::Message)]
-pub struct AlarmRequest {
-    /// The action, see [`AlarmAction`].
-    #[prost(enumeration = "AlarmAction", tag = "1")]
-    pub action: i32,
-    /// Member the alarm applies to; 0 for all members.
-    #[prost(uint64, tag = "2")]
-    pub member_id: u64,
-    /// The alarm, see [`AlarmType`]; `None` for every alarm.
-    #[prost(enumeration = "AlarmType", tag = "3")]
-    pub alarm: i32,
-}
+use super::{AlarmType, ResponseHeader};
 
 /// `AlarmMember`: one raised alarm.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, prost::Message)]

@@ -5,6 +5,13 @@
 //! "etcd 3.5+" or "3.6+"); a 3.4 server ignores them in requests and leaves them
 //! at their default in responses.
 //!
+//! The requests that also travel in raft entries (KV, `LeaseGrant`/`LeaseRevoke`,
+//! `Alarm`, and the `Auth` requests but `Authenticate` and `AuthStatus`) are
+//! [`snapshot_format::etcdserverpb`]'s, re-exported here, so the WAL decoder and this
+//! client share one declaration. Their protobuf `string` fields are bytes (`Vec<u8>`),
+//! as etcd does not check UTF-8; the [`Client`](crate::Client) methods take `String`s.
+//! The responses and the client-only messages are declared here.
+//!
 //! Enumeration fields are stored as `i32`, as prost does; prost derives typed
 //! accessors (for example [`RangeRequest::sort_order`] and
 //! [`RangeRequest::set_sort_order`]) and unknown values read as the default.
@@ -22,6 +29,16 @@ pub use cluster::*;
 pub use kv::*;
 pub use lease::*;
 pub use maintenance::*;
+pub use snapshot_format::etcdserverpb::{
+    AlarmAction, AlarmRequest, AlarmType, AuthDisableRequest, AuthEnableRequest,
+    AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest, AuthRoleGrantPermissionRequest,
+    AuthRoleListRequest, AuthRoleRevokePermissionRequest, AuthUserAddRequest,
+    AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
+    AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest, CompactionRequest,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, LeaseGrantRequest,
+    LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest,
+    compare, request_op,
+};
 pub use watch::*;
 
 /// `mvccpb`: key-value records and watch events, shared with the on-disk format.

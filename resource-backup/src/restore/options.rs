@@ -1,11 +1,12 @@
-//! What to restore and how: filters, namespace mapping, the policy for objects that
-//! already exist, and label selectors.
+//! What to restore and how: filters, namespace mapping and the policy for objects that
+//! already exist. Label selectors are [`snapshot_format::k8s::selector`]'s.
 
 use std::collections::BTreeMap;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+pub use snapshot_format::k8s::selector::LabelSelector;
 
 use super::transform::Transforms;
 use crate::Error;
@@ -55,7 +56,8 @@ pub struct RestoreOptions {
     /// Restore cluster-scoped objects (CRDs, PVs, ClusterRoles, …). PVs follow their
     /// claim's namespace filter either way.
     pub include_cluster_scoped: bool,
-    /// Label selector (`app=web,tier in (a,b),!legacy`), applied to every object.
+    /// Label selector (`app=web,tier in (a,b),!legacy`, as `kubectl -l` and
+    /// [`LabelSelector::parse`] take it), applied to every object.
     pub label_selector: Option<String>,
     /// Object names to restore (globs); empty: all.
     pub names: Vec<String>,
@@ -146,162 +148,5 @@ impl Patterns {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.set.is_none()
-    }
-}
-
-/// One requirement of a label selector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Requirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
-
-/// A parsed label selector, as `kubectl -l` takes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSelector {
-    requirements: Vec<Requirement>,
-}
-
-const MAX_SELECTOR_LEN: usize = 4096;
-
-impl LabelSelector {
-    /// Parses `a=b,c!=d,e in (f,g),h notin (i),j,!k`.
-    pub fn parse(text: &str) -> Result<LabelSelector, Error> {
-        if text.len() > MAX_SELECTOR_LEN {
-            return Err(Error::Invalid("label selector is too long".into()));
-        }
-        let bad = |why: &str| Error::Invalid(format!("label selector {text:?}: {why}"));
-        let mut requirements = Vec::new();
-        // Split on commas outside parentheses.
-        let mut parts = Vec::new();
-        let (mut depth, mut start) = (0usize, 0usize);
-        for (i, c) in text.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => depth = depth.checked_sub(1).ok_or_else(|| bad("unbalanced ')'"))?,
-                ',' if depth == 0 => {
-                    parts.push(&text[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        if depth != 0 {
-            return Err(bad("unbalanced '('"));
-        }
-        parts.push(&text[start..]);
-        for part in parts {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            let key_ok = |k: &str| {
-                !k.is_empty()
-                    && k.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
-            };
-            let requirement = if let Some(key) = part.strip_prefix('!') {
-                Requirement::NotExists(key.trim().to_string())
-            } else if let Some((key, value)) = part.split_once("!=") {
-                Requirement::NotEquals(key.trim().to_string(), value.trim().to_string())
-            } else if let Some((key, value)) = part.split_once("==") {
-                Requirement::Equals(key.trim().to_string(), value.trim().to_string())
-            } else if let Some((key, value)) = part.split_once('=') {
-                Requirement::Equals(key.trim().to_string(), value.trim().to_string())
-            } else if let Some((key, rest)) = split_word(part, "notin") {
-                Requirement::NotIn(key, set_values(rest).ok_or_else(|| bad("bad set"))?)
-            } else if let Some((key, rest)) = split_word(part, "in") {
-                Requirement::In(key, set_values(rest).ok_or_else(|| bad("bad set"))?)
-            } else {
-                Requirement::Exists(part.to_string())
-            };
-            let key = match &requirement {
-                Requirement::Equals(k, _)
-                | Requirement::NotEquals(k, _)
-                | Requirement::In(k, _)
-                | Requirement::NotIn(k, _)
-                | Requirement::Exists(k)
-                | Requirement::NotExists(k) => k,
-            };
-            if !key_ok(key) {
-                return Err(bad(&format!("invalid key {key:?}")));
-            }
-            requirements.push(requirement);
-        }
-        Ok(LabelSelector { requirements })
-    }
-
-    /// Whether an object's labels match.
-    pub fn matches(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        self.requirements.iter().all(|r| match r {
-            Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
-            Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
-            Requirement::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Requirement::NotIn(k, vs) => !get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Requirement::Exists(k) => get(k).is_some(),
-            Requirement::NotExists(k) => get(k).is_none(),
-        })
-    }
-
-    /// A selector from `matchLabels`-style pairs.
-    pub fn from_map(map: &BTreeMap<String, String>) -> LabelSelector {
-        LabelSelector {
-            requirements: map
-                .iter()
-                .map(|(k, v)| Requirement::Equals(k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-}
-
-/// `key word (…)` -> (key, "(…)").
-fn split_word<'a>(part: &'a str, word: &str) -> Option<(String, &'a str)> {
-    let mut pieces = part.splitn(2, char::is_whitespace);
-    let key = pieces.next()?.trim();
-    let rest = pieces.next()?.trim_start();
-    let rest = rest.strip_prefix(word)?;
-    if !rest.trim_start().starts_with('(') {
-        return None;
-    }
-    Some((key.to_string(), rest.trim()))
-}
-
-fn set_values(text: &str) -> Option<Vec<String>> {
-    let inner = text.strip_prefix('(')?.strip_suffix(')')?;
-    Some(
-        inner
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn label_selectors() {
-        let labels = json!({"app": "web", "tier": "frontend"});
-        let labels = labels.as_object();
-        let ok = |s: &str| LabelSelector::parse(s).map(|sel| sel.matches(labels));
-        assert!(ok("app=web").unwrap());
-        assert!(ok("app==web,tier").unwrap());
-        assert!(!ok("app!=web").unwrap());
-        assert!(ok("tier in (frontend, backend)").unwrap());
-        assert!(!ok("tier notin (frontend)").unwrap());
-        assert!(ok("!legacy").unwrap());
-        assert!(!ok("legacy").unwrap());
-        assert!(ok("").unwrap());
-        assert!(LabelSelector::parse("a in (b").is_err());
-        assert!(LabelSelector::parse("a b=c").is_err());
-        assert!(LabelSelector::parse(&"x".repeat(10_000)).is_err());
     }
 }

@@ -512,15 +512,10 @@ fn prepare(
     if filters.names.matches(&item.name) == Some(false) {
         return Prepared::Filtered;
     }
-    if let Some(selector) = &filters.labels {
-        let labels = item
-            .object
-            .get("metadata")
-            .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object);
-        if !selector.matches(labels) {
-            return Prepared::Filtered;
-        }
+    if let Some(selector) = &filters.labels
+        && !selector.matches(&item.object)
+    {
+        return Prepared::Filtered;
     }
     let mut object = item.object;
     if let Some(why) = normalize::default_skip(group, resource, &object, options) {

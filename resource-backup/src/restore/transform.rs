@@ -304,16 +304,9 @@ impl CompiledRule {
         if self.names.matches(id.name) == Some(false) {
             return false;
         }
-        if let Some(labels) = &self.labels {
-            let object_labels = object
-                .get("metadata")
-                .and_then(|m| m.get("labels"))
-                .and_then(Value::as_object);
-            if !labels.matches(object_labels) {
-                return false;
-            }
-        }
-        true
+        self.labels
+            .as_ref()
+            .is_none_or(|labels| labels.matches(object))
     }
 }
 

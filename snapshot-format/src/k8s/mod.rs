@@ -13,6 +13,7 @@
 //! (unknown fields with their bytes, unknown types with their raw bytes) as [`Issue`]s, so
 //! nothing is lost silently. [`encode_storage_value`] writes the exact bytes the API server
 //! writes. [`keys`] maps `/registry/…` keys to group, resource, namespace and name.
+//! [`selector`] parses label selectors as kube-apiserver does and matches objects' labels.
 //!
 //! The schema is a protobuf descriptor set of `k8s.io/api` and `k8s.io/apimachinery`
 //! embedded in the crate ([`Schema::kubernetes`]).
@@ -40,6 +41,7 @@ mod error;
 mod gojson;
 pub mod keys;
 mod schema;
+pub mod selector;
 mod storage;
 mod time;
 mod wire;

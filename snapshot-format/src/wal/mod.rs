@@ -68,7 +68,6 @@ mod proto;
 mod raftpb;
 mod reader;
 mod record;
-mod request;
 mod scan;
 mod segment;
 mod snap;

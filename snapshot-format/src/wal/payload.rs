@@ -13,7 +13,7 @@ use serde::{Serialize, Serializer};
 
 use super::raftpb;
 use super::record::EntryType;
-use super::request::{self, InternalRaftRequest, request_op};
+use crate::etcdserverpb::{self, InternalRaftRequest, request_op};
 
 /// The decoded data of one entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -490,7 +490,7 @@ fn decode_normal(data: &[u8]) -> EntryPayload {
     }
     match InternalRaftRequest::decode(data) {
         Ok(irr) => EntryPayload::Request(InternalRequest::from_pb(irr)),
-        Err(irr_error) => match request::V2Request::decode(data) {
+        Err(irr_error) => match etcdserverpb::V2Request::decode(data) {
             Ok(r) => EntryPayload::V2(V2Request::from_pb(r)),
             Err(v2_error) => unknown(
                 format!(
@@ -620,7 +620,7 @@ impl RequestOp {
             })
         } else if let Some(a) = irr.auth_user_revoke_role {
             Some(A::UserRevokeRole {
-                user: text(&a.user),
+                user: text(&a.name),
                 role: text(&a.role),
             })
         } else if irr.auth_user_list.is_some() {
@@ -633,11 +633,11 @@ impl RequestOp {
             })
         } else if let Some(a) = irr.auth_role_delete {
             Some(A::RoleDelete {
-                role: text(&a.name),
+                role: text(&a.role),
             })
         } else if let Some(a) = irr.auth_role_get {
             Some(A::RoleGet {
-                role: text(&a.name),
+                role: text(&a.role),
             })
         } else if let Some(a) = irr.auth_role_grant_permission {
             let perm = a.perm.unwrap_or_default();
@@ -687,7 +687,7 @@ impl RequestOp {
 }
 
 impl RangeOp {
-    fn from_pb(r: request::RangeRequest) -> Self {
+    fn from_pb(r: etcdserverpb::RangeRequest) -> Self {
         RangeOp {
             key: r.key,
             range_end: r.range_end,
@@ -698,7 +698,7 @@ impl RangeOp {
 }
 
 impl PutOp {
-    fn from_pb(p: request::PutRequest) -> Self {
+    fn from_pb(p: etcdserverpb::PutRequest) -> Self {
         PutOp {
             key: p.key,
             value_size: p.value.len(),
@@ -712,7 +712,7 @@ impl PutOp {
 }
 
 impl DeleteOp {
-    fn from_pb(d: request::DeleteRangeRequest) -> Self {
+    fn from_pb(d: etcdserverpb::DeleteRangeRequest) -> Self {
         DeleteOp {
             key: d.key,
             range_end: d.range_end,
@@ -722,16 +722,18 @@ impl DeleteOp {
 }
 
 impl TxnOp {
-    fn from_pb(t: request::TxnRequest) -> Self {
-        let steps = |ops: Vec<request::RequestOp>| -> Vec<TxnStep> {
+    fn from_pb(t: etcdserverpb::TxnRequest) -> Self {
+        let steps = |ops: Vec<etcdserverpb::RequestOp>| -> Vec<TxnStep> {
             ops.into_iter()
                 .map(|op| match op.request {
-                    Some(request_op::Request::Range(r)) => TxnStep::Range(RangeOp::from_pb(r)),
-                    Some(request_op::Request::Put(p)) => TxnStep::Put(PutOp::from_pb(p)),
-                    Some(request_op::Request::DeleteRange(d)) => {
+                    Some(request_op::Request::RequestRange(r)) => {
+                        TxnStep::Range(RangeOp::from_pb(r))
+                    }
+                    Some(request_op::Request::RequestPut(p)) => TxnStep::Put(PutOp::from_pb(p)),
+                    Some(request_op::Request::RequestDeleteRange(d)) => {
                         TxnStep::DeleteRange(DeleteOp::from_pb(d))
                     }
-                    Some(request_op::Request::Txn(t)) => TxnStep::Txn(TxnOp::from_pb(t)),
+                    Some(request_op::Request::RequestTxn(t)) => TxnStep::Txn(TxnOp::from_pb(t)),
                     None => TxnStep::None,
                 })
                 .collect()
@@ -758,8 +760,8 @@ impl TxnOp {
 }
 
 impl TxnCompare {
-    fn from_pb(c: request::Compare) -> Self {
-        use request::compare::TargetUnion;
+    fn from_pb(c: etcdserverpb::Compare) -> Self {
+        use etcdserverpb::compare::TargetUnion;
         let operand = match c.target_union {
             Some(TargetUnion::Version(v))
             | Some(TargetUnion::CreateRevision(v))
@@ -792,7 +794,7 @@ impl TxnCompare {
 }
 
 impl V2Request {
-    fn from_pb(r: request::V2Request) -> Self {
+    fn from_pb(r: etcdserverpb::V2Request) -> Self {
         V2Request {
             id: r.id,
             method: text(&r.method),
@@ -1165,12 +1167,12 @@ mod tests {
 
     #[test]
     fn decodes_requests_as_etcd_does() {
-        let put = request::InternalRaftRequest {
-            header: Some(request::RequestHeader {
+        let put = etcdserverpb::InternalRaftRequest {
+            header: Some(etcdserverpb::RequestHeader {
                 id: 7,
                 ..Default::default()
             }),
-            put: Some(request::PutRequest {
+            put: Some(etcdserverpb::PutRequest {
                 key: b"/k1".to_vec(),
                 value: b"v1".to_vec(),
                 ..Default::default()
@@ -1180,7 +1182,7 @@ mod tests {
         let p = EntryPayload::decode(EntryType::Normal, &put.encode_to_vec());
         assert_eq!(p.to_string(), "put \"/k1\" value_size=2");
         assert_eq!(p.kind(), super::super::EntryKind::IrrPut);
-        let v2 = request::V2Request {
+        let v2 = etcdserverpb::V2Request {
             id: 1,
             method: b"PUT".to_vec(),
             path: b"/0/version".to_vec(),
@@ -1212,12 +1214,12 @@ mod tests {
         assert_eq!(json["requestId"], 7);
 
         // Flattened fields never collide (a lease id next to the request id).
-        let grant = request::InternalRaftRequest {
-            header: Some(request::RequestHeader {
+        let grant = etcdserverpb::InternalRaftRequest {
+            header: Some(etcdserverpb::RequestHeader {
                 id: 9,
                 ..Default::default()
             }),
-            lease_grant: Some(request::LeaseGrantRequest { ttl: 60, id: 5 }),
+            lease_grant: Some(etcdserverpb::LeaseGrantRequest { ttl: 60, id: 5 }),
             ..Default::default()
         };
         let text = serde_json::to_string(&EntryPayload::decode(
