@@ -91,13 +91,10 @@ async fn save_over_tls_with_failover() {
     assert!(!refused.exists() && !tmp.path().join("refused.db.part").exists());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn save_with_auth_and_interrupted_save() {
-    let cluster = EtcdCluster::start(1).await.unwrap();
-    let client = cluster.client().await.unwrap();
-    // ~100 MB, so that the save is still streaming when it is killed.
-    let load = testenv::load(
-        &client,
+/// ~100 MB of keys, so that a save is still streaming a moment after it starts.
+async fn load_100mb(client: &etcd_rpc::Client) -> testenv::LoadReport {
+    testenv::load(
+        client,
         &Workload {
             value_size: testenv::ValueSizes::Uniform {
                 min: 20_000,
@@ -107,7 +104,14 @@ async fn save_with_auth_and_interrupted_save() {
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_with_auth_and_interrupted_save() {
+    let cluster = EtcdCluster::start(1).await.unwrap();
+    let client = cluster.client().await.unwrap();
+    let load = load_100mb(&client).await;
     client.user_add("root", "pw").await.unwrap();
     client.user_grant_role("root", "root").await.unwrap();
     client.auth_enable().await.unwrap();
@@ -201,19 +205,8 @@ async fn save_to_s3_and_restore_from_it() {
     let store = bucket(&garage, "etcd");
     let cluster = EtcdCluster::start(1).await.unwrap();
     let client = cluster.client().await.unwrap();
-    // ~100 MB: a dozen upload parts, and still streaming when the save is killed.
-    let load = testenv::load(
-        &client,
-        &Workload {
-            value_size: testenv::ValueSizes::Uniform {
-                min: 20_000,
-                max: 30_000,
-            },
-            ..Workload::new(4_000)
-        },
-    )
-    .await
-    .unwrap();
+    // A dozen upload parts.
+    let load = load_100mb(&client).await;
     let ep = &cluster.endpoints()[0];
 
     // Killed mid-upload: no object under the name.
