@@ -292,6 +292,8 @@ pub enum SnapshotCommand {
         dest: String,
         #[command(flatten)]
         s3: S3Args,
+        #[command(flatten)]
+        metrics: crate::commands::jobmetrics::MetricsFileArgs,
     },
 }
 

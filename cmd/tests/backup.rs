@@ -51,6 +51,7 @@ async fn backup_commands_work_from_the_bucket_alone() {
     let kc = kubeconfig.to_str().unwrap();
     let env = garage.env();
     let url = garage.url("prod");
+    let metrics = dir.path().join("backup.prom");
 
     let (code, out, err) = salvor_env(
         &[
@@ -63,6 +64,8 @@ async fn backup_commands_work_from_the_bucket_alone() {
             kc,
             "-o",
             "json",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
         ],
         &env,
     );
@@ -72,6 +75,24 @@ async fn backup_commands_work_from_the_bucket_alone() {
     assert_eq!(manifest["consistent"], true);
     let objects = manifest["counts"]["objects"].as_u64().unwrap();
     assert!(objects > 300, "{objects}");
+    // The metrics file for node_exporter's textfile collector agrees with the manifest.
+    let page = std::fs::read_to_string(&metrics).unwrap();
+    common::assert_promtool_accepts_metrics(&page);
+    let labels = format!("{{storage=\"{url}\"}}");
+    for (name, value) in [
+        ("salvor_backup_last_run_success", 1),
+        ("salvor_backup_objects", objects),
+        (
+            "salvor_backup_uploaded_bytes",
+            manifest["counts"]["uploadedBytes"].as_u64().unwrap(),
+        ),
+        ("salvor_backup_errors", 0),
+    ] {
+        assert!(
+            page.contains(&format!("{name}{labels} {value}\n")),
+            "{name} {value}:\n{page}"
+        );
+    }
 
     let (code, out, _) = salvor_env(&["backup", "get", "--storage", &url, "-o", "json"], &env);
     assert_eq!(code, 0);

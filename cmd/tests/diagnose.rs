@@ -197,16 +197,6 @@ async fn tls_cluster_with_client_certificates_from_flags() {
     .await;
 }
 
-fn promtool() -> Command {
-    // A missing promtool fails the test: the check is part of the acceptance.
-    let probe = Command::new("promtool").arg("--version").output();
-    assert!(
-        probe.is_ok_and(|o| o.status.success()),
-        "promtool is missing: install Debian's `prometheus` package (.ci/run does)"
-    );
-    Command::new("promtool")
-}
-
 /// `GET path` with HTTP/1.1; status code and body.
 fn http_get(address: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
@@ -363,37 +353,13 @@ fn every_documented_metric_is_served(metrics: &str) {
 }
 
 fn check_metrics_with_promtool(metrics: &str) {
-    let mut check = promtool()
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let output = check.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "promtool check metrics: {said}\n{metrics}"
-    );
-    // Lint problems are printed even with exit code 0 by some versions.
-    assert!(said.trim().is_empty(), "promtool check metrics: {said}");
+    common::assert_promtool_accepts_metrics(metrics);
 }
 
 #[test]
 fn promtool_accepts_the_alert_rules() {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring/salvor-alerts.yaml");
-    let output = promtool()
+    let output = common::promtool()
         .args(["check", "rules"])
         .arg(&rules)
         .output()

@@ -117,6 +117,7 @@ async fn save_with_auth_and_interrupted_save() {
     client.auth_enable().await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("snap.db");
+    let metrics = tmp.path().join("salvor.prom");
     let ep = &cluster.endpoints()[0];
     // Without credentials: refused.
     let (code, _, err) = salvor(&[
@@ -163,7 +164,9 @@ async fn save_with_auth_and_interrupted_save() {
             "root",
             "-o",
             "json",
+            "--metrics-file",
         ])
+        .arg(&metrics)
         .arg(&dest)
         .env("SALVOR_PASSWORD", "pw")
         .output()
@@ -177,6 +180,50 @@ async fn save_with_auth_and_interrupted_save() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["revision"].as_i64().unwrap() >= load.revision);
     assert_eq!(etcdctl_status(&dest)["hash"], report["hash"]);
+
+    // The metrics file (for node_exporter's textfile collector) says what was saved.
+    let page = std::fs::read_to_string(&metrics).unwrap();
+    common::assert_promtool_accepts_metrics(&page);
+    let location = tmp.path().display().to_string();
+    let value = |page: &str, name: &str| -> f64 {
+        let prefix = format!("{name}{{location=\"{location}\"}} ");
+        page.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{page}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value(&page, "salvor_snapshot_save_last_run_success"), 1.0);
+    assert_eq!(
+        value(&page, "salvor_snapshot_save_bytes"),
+        report["bytes"].as_f64().unwrap()
+    );
+    assert_eq!(
+        value(&page, "salvor_snapshot_save_revision"),
+        report["revision"].as_f64().unwrap()
+    );
+    let succeeded = value(&page, "salvor_snapshot_save_last_success_timestamp_seconds");
+    assert!(succeeded > 1.7e9, "{page}");
+    // A failed run says so and keeps the time of the last success.
+    let (code, _, _) = salvor(&[
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        ep,
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+        tmp.path().join("refused.db").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    let page = std::fs::read_to_string(&metrics).unwrap();
+    common::assert_promtool_accepts_metrics(&page);
+    assert_eq!(value(&page, "salvor_snapshot_save_last_run_success"), 0.0);
+    assert_eq!(
+        value(&page, "salvor_snapshot_save_last_success_timestamp_seconds"),
+        succeeded
+    );
+    assert!(value(&page, "salvor_snapshot_save_last_run_timestamp_seconds") >= succeeded);
 }
 
 /// A client of the test's Garage for checking what is in the bucket.

@@ -14,6 +14,7 @@ pub mod diagnose;
 pub mod exporter;
 pub mod fsutil;
 pub mod objects;
+pub mod prom;
 pub mod recover;
 pub mod remote;
 pub mod restore;

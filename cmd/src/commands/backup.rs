@@ -202,7 +202,7 @@ impl SealArgs {
 }
 
 /// `salvor backup create`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CreateArgs {
     /// Backup name (lower-case letters, digits, '-', '.').
     pub name: String,
@@ -237,6 +237,8 @@ pub struct CreateArgs {
     /// Objects per list page.
     #[arg(long, default_value_t = 500)]
     pub page_size: u32,
+    #[command(flatten)]
+    pub metrics: super::jobmetrics::MetricsFileArgs,
 }
 
 /// Runs a backup command.
@@ -282,6 +284,58 @@ pub fn run(command: BackupCommand, format: Format) -> anyhow::Result<u8> {
 }
 
 async fn create(args: CreateArgs, format: Format) -> anyhow::Result<u8> {
+    let timer = super::jobmetrics::Timer::start();
+    let result = create_inner(&args, format).await;
+    // Labelled by the repository, not the backup's name (which usually carries a
+    // date), so that every run writes the same series.
+    let labels = vec![("storage", args.storage.storage.clone())];
+    match &result {
+        Ok((manifest, code)) => super::jobmetrics::record(
+            &args.metrics,
+            &timer,
+            "backup",
+            labels,
+            *code == exit::OK,
+            vec![
+                (
+                    "objects",
+                    "Objects in the last backup.",
+                    manifest.counts.objects as f64,
+                ),
+                (
+                    "new_objects",
+                    "Objects the last backup stored that the repository did not hold.",
+                    manifest.counts.new_objects as f64,
+                ),
+                (
+                    "uploaded_bytes",
+                    "Bytes the last backup uploaded.",
+                    manifest.counts.uploaded_bytes as f64,
+                ),
+                (
+                    "errors",
+                    "Errors of the last backup (types or objects that failed).",
+                    manifest.errors.len() as f64,
+                ),
+                (
+                    "warnings",
+                    "Warnings of the last backup.",
+                    manifest.warnings.len() as f64,
+                ),
+            ],
+        ),
+        Err(_) => {
+            super::jobmetrics::record(&args.metrics, &timer, "backup", labels, false, Vec::new())
+        }
+    }
+    result.map(|(_, code)| code)
+}
+
+async fn create_inner(
+    args: &CreateArgs,
+    format: Format,
+) -> anyhow::Result<(resource_backup::repo::format::Manifest, u8)> {
+    let args = args.clone();
     let cluster = Cluster::connect(&args.kube.cluster_args()).await?;
     let repo = Repository::open_or_init(args.storage.storage()?).await?;
     let mut options = BackupOptions::new(&args.name);
@@ -314,7 +368,8 @@ async fn create(args: CreateArgs, format: Format) -> anyhow::Result<u8> {
     .with_context(|| format!("backup {} to {}", args.name, repo.storage().url()))?;
     bar.finish_and_clear();
     print_manifest(&manifest, format)?;
-    Ok(phase_code(&manifest))
+    let code = phase_code(&manifest);
+    Ok((manifest, code))
 }
 
 /// The exit code of a finished backup: 3 when PartiallyFailed.

@@ -7,6 +7,7 @@ pub mod conn;
 pub mod connect;
 pub mod diagnose;
 pub mod import;
+pub mod jobmetrics;
 pub mod objects;
 pub mod progress;
 pub mod recover;

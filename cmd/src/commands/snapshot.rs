@@ -49,8 +49,13 @@ pub fn open(read: &ReadArgs) -> anyhow::Result<Snapshot> {
 pub fn run(command: SnapshotCommand, format: Format) -> anyhow::Result<u8> {
     match command {
         SnapshotCommand::Restore(args) => return super::restore::run(args, format),
-        SnapshotCommand::Save { conn, dest, s3 } => {
-            return super::save::run(&conn, &dest, &s3, format);
+        SnapshotCommand::Save {
+            conn,
+            dest,
+            s3,
+            metrics,
+        } => {
+            return super::save::run(&conn, &dest, &s3, &metrics, format);
         }
         SnapshotCommand::Status {
             read,

@@ -27,6 +27,47 @@ pub fn salvor_env(args: &[&str], env: &[(String, String)]) -> (i32, String, Stri
     (out.status.code().unwrap_or(-1), stdout, stderr)
 }
 
+/// `promtool`; a missing one fails the test (the checks are part of the acceptance).
+pub fn promtool() -> Command {
+    let probe = Command::new("promtool").arg("--version").output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "promtool is missing: install Debian's `prometheus` package (.ci/run does)"
+    );
+    Command::new("promtool")
+}
+
+/// `promtool check metrics` accepts the page without a complaint (lint included).
+pub fn assert_promtool_accepts_metrics(metrics: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut check = promtool()
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {said}\n{metrics}"
+    );
+    // Lint problems are printed even with exit code 0 by some versions.
+    assert!(said.trim().is_empty(), "promtool check metrics: {said}");
+}
+
 /// Copies a directory tree (a data dir, for damaging a copy).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

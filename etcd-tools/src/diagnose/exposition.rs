@@ -4,12 +4,11 @@
 //! Every finding code has a `salvor_etcd_findings{code}` series, 0 when absent,
 //! so that alert rules and dashboards see stable series.
 
-use std::fmt::Write;
-
 use super::{Code, DiagnosisReport, MemberDiagnosis, Severity};
+use crate::prom::Writer;
 
 /// The `Content-Type` of [`render`]'s output.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use crate::prom::CONTENT_TYPE;
 
 /// What the exporter knows besides the last report.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -18,67 +17,6 @@ pub struct ExporterCounters {
     pub runs: u64,
     /// Unix time the last diagnosis finished.
     pub last_run_unix_seconds: f64,
-}
-
-/// Escapes a label value (`\`, `"`, newline).
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A Prometheus number: `+Inf`, `-Inf`, `NaN` or Rust's shortest round-trip form.
-fn number(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".to_string()
-    } else if value == f64::INFINITY {
-        "+Inf".to_string()
-    } else if value == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        format!("{value}")
-    }
-}
-
-/// Writes metric families one at a time (all samples of a family together).
-struct Writer {
-    out: String,
-}
-
-impl Writer {
-    fn family(
-        &mut self,
-        name: &str,
-        kind: &str,
-        help: &str,
-        samples: &[(Vec<(&str, String)>, f64)],
-    ) {
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = write!(self.out, "{name}");
-            if !labels.is_empty() {
-                let text = labels
-                    .iter()
-                    .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let _ = write!(self.out, "{{{text}}}");
-            }
-            let _ = writeln!(self.out, " {}", number(*value));
-        }
-    }
-
-    fn gauge(&mut self, name: &str, help: &str, value: f64) {
-        self.family(name, "gauge", help, &[(Vec::new(), value)]);
-    }
 }
 
 fn member_labels(member: &MemberDiagnosis) -> Vec<(&'static str, String)> {
@@ -107,7 +45,7 @@ fn per_member(
 
 /// Renders the report as Prometheus metrics.
 pub fn render(report: &DiagnosisReport, counters: ExporterCounters) -> String {
-    let mut w = Writer { out: String::new() };
+    let mut w = Writer::new();
     w.gauge(
         "salvor_etcd_up",
         "1 when at least one etcd member answered the last diagnosis.",
@@ -385,7 +323,7 @@ pub fn render(report: &DiagnosisReport, counters: ExporterCounters) -> String {
         "Raft proposals waiting to be committed.",
         |m| m.metrics.as_ref()?.proposals_pending,
     );
-    w.out
+    w.finish()
 }
 
 fn severity_name(severity: Severity) -> &'static str {
@@ -393,17 +331,5 @@ fn severity_name(severity: Severity) -> &'static str {
         Severity::Info => "info",
         Severity::Warning => "warning",
         Severity::Error => "error",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_label_values() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert_eq!(number(f64::INFINITY), "+Inf");
-        assert_eq!(number(0.5), "0.5");
     }
 }
