@@ -91,6 +91,17 @@ async fn save_over_tls_with_failover() {
     assert!(!refused.exists() && !tmp.path().join("refused.db.part").exists());
 }
 
+/// Starts `save`, kills it after `after` and checks that it had not finished by then.
+fn kill_while_saving(mut save: Command, after: Duration) {
+    let mut child = save.stdout(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(after);
+    child.kill().unwrap();
+    assert!(
+        !child.wait().unwrap().success(),
+        "the save finished before it was killed"
+    );
+}
+
 /// ~100 MB of keys, so that a save is still streaming a moment after it starts.
 async fn load_100mb(client: &etcd_rpc::Client) -> testenv::LoadReport {
     testenv::load(
@@ -131,26 +142,18 @@ async fn save_with_auth_and_interrupted_save() {
     assert_eq!(code, 1);
     assert!(!dest.exists(), "{err}");
     // Killed while streaming: no file under the destination name.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_salvor"))
-        .args([
-            "etcd",
-            "snapshot",
-            "save",
-            "--endpoints",
-            ep,
-            "--user",
-            "root:pw",
-        ])
-        .arg(&dest)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
-    child.kill().unwrap();
-    assert!(
-        !child.wait().unwrap().success(),
-        "the save finished before it was killed"
-    );
+    let mut save = Command::new(env!("CARGO_BIN_EXE_salvor"));
+    save.args([
+        "etcd",
+        "snapshot",
+        "save",
+        "--endpoints",
+        ep,
+        "--user",
+        "root:pw",
+    ])
+    .arg(&dest);
+    kill_while_saving(save, Duration::from_millis(150));
     assert!(!dest.exists());
     // With credentials (password from the environment): saved.
     let out = Command::new(env!("CARGO_BIN_EXE_salvor"))
@@ -257,19 +260,11 @@ async fn save_to_s3_and_restore_from_it() {
     let ep = &cluster.endpoints()[0];
 
     // Killed mid-upload: no object under the name.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_salvor"))
-        .args(["etcd", "snapshot", "save", "--endpoints", ep])
+    let mut save = Command::new(env!("CARGO_BIN_EXE_salvor"));
+    save.args(["etcd", "snapshot", "save", "--endpoints", ep])
         .arg(garage.url("etcd/killed.db"))
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap();
-    assert!(
-        !child.wait().unwrap().success(),
-        "the save finished before it was killed"
-    );
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    kill_while_saving(save, Duration::from_millis(300));
     assert_eq!(store.size("killed.db").await.unwrap(), None);
 
     // Saved straight to the bucket, verified.

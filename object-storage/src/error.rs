@@ -49,17 +49,10 @@ impl Error {
             source: Box::new(source),
         }
     }
-
-    /// Whether trying again later may help (not for missing objects or refused access).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Store { source, .. } => is_transient(source),
-            _ => false,
-        }
-    }
 }
 
-/// Whether an object store error may go away by itself.
+/// Whether an object store error may go away by itself (not a missing object or
+/// refused access), for callers that retry on their own.
 pub fn is_transient(e: &object_store::Error) -> bool {
     !matches!(
         e,

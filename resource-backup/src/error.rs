@@ -84,14 +84,6 @@ impl Error {
         }
     }
 
-    /// A storage error at `location`.
-    pub fn storage(location: impl Into<String>, source: object_store::Error) -> Error {
-        Error::Storage {
-            location: location.into(),
-            source: Box::new(source),
-        }
-    }
-
     /// A corrupt repository object.
     pub fn corrupt(location: impl Into<String>, message: impl Into<String>) -> Error {
         Error::Corrupt {

@@ -202,7 +202,7 @@ impl SealArgs {
 }
 
 /// `salvor backup create`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Backup name (lower-case letters, digits, '-', '.').
     pub name: String,
@@ -284,18 +284,19 @@ pub fn run(command: BackupCommand, format: Format) -> anyhow::Result<u8> {
 }
 
 async fn create(args: CreateArgs, format: Format) -> anyhow::Result<u8> {
-    let timer = super::jobmetrics::Timer::start();
-    let result = create_inner(&args, format).await;
+    let started = std::time::Instant::now();
     // Labelled by the repository, not the backup's name (which usually carries a
     // date), so that every run writes the same series.
     let labels = vec![("storage", args.storage.storage.clone())];
+    let metrics = args.metrics.clone();
+    let result = create_inner(args, format).await;
     match &result {
-        Ok((manifest, code)) => super::jobmetrics::record(
-            &args.metrics,
-            &timer,
+        Ok(manifest) => super::jobmetrics::record(
+            &metrics,
+            started,
             "backup",
             labels,
-            *code == exit::OK,
+            manifest.phase == Phase::Completed,
             vec![
                 (
                     "objects",
@@ -324,18 +325,13 @@ async fn create(args: CreateArgs, format: Format) -> anyhow::Result<u8> {
                 ),
             ],
         ),
-        Err(_) => {
-            super::jobmetrics::record(&args.metrics, &timer, "backup", labels, false, Vec::new())
-        }
+        Err(_) => super::jobmetrics::record(&metrics, started, "backup", labels, false, Vec::new()),
     }
-    result.map(|(_, code)| code)
+    result.map(|manifest| phase_code(&manifest))
 }
 
-async fn create_inner(
-    args: &CreateArgs,
-    format: Format,
-) -> anyhow::Result<(resource_backup::repo::format::Manifest, u8)> {
-    let args = args.clone();
+/// Runs the backup and prints its manifest.
+async fn create_inner(args: CreateArgs, format: Format) -> anyhow::Result<Manifest> {
     let cluster = Cluster::connect(&args.kube.cluster_args()).await?;
     let repo = Repository::open_or_init(args.storage.storage()?).await?;
     let mut options = BackupOptions::new(&args.name);
@@ -368,8 +364,7 @@ async fn create_inner(
     .with_context(|| format!("backup {} to {}", args.name, repo.storage().url()))?;
     bar.finish_and_clear();
     print_manifest(&manifest, format)?;
-    let code = phase_code(&manifest);
-    Ok((manifest, code))
+    Ok(manifest)
 }
 
 /// The exit code of a finished backup: 3 when PartiallyFailed.

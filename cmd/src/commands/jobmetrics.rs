@@ -18,21 +18,11 @@ pub struct MetricsFileArgs {
     pub metrics_file: Option<PathBuf>,
 }
 
-/// A run being timed.
-pub struct Timer(Instant);
-
-impl Timer {
-    /// Starts now.
-    pub fn start() -> Timer {
-        Timer(Instant::now())
-    }
-}
-
 /// Writes the file when asked. A file that cannot be written is reported on stderr
 /// and does not change the command's outcome.
 pub fn record(
     args: &MetricsFileArgs,
-    timer: &Timer,
+    started: Instant,
     job: &str,
     labels: Vec<(&str, String)>,
     success: bool,
@@ -48,7 +38,7 @@ pub fn record(
         finished_unix_seconds: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
-        duration_seconds: timer.0.elapsed().as_secs_f64(),
+        duration_seconds: started.elapsed().as_secs_f64(),
         values,
     };
     if let Err(e) = write_job_file(path, &run) {

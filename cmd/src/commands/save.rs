@@ -3,7 +3,7 @@
 use anyhow::Context;
 use etcd_tools::save::{SnapshotLocation, save};
 
-use super::jobmetrics::{self, MetricsFileArgs, Timer};
+use super::jobmetrics::{self, MetricsFileArgs};
 use crate::cli::{EtcdConnArgs, S3Args};
 use crate::exit;
 use crate::output::{Format, human_bytes, print_structured, print_table, properties};
@@ -16,7 +16,7 @@ pub fn run(
     metrics: &MetricsFileArgs,
     format: Format,
 ) -> anyhow::Result<u8> {
-    let timer = Timer::start();
+    let started = std::time::Instant::now();
     let options = super::conn::connect_options(conn)?;
     let dest = SnapshotLocation::parse(dest, &s3.options())?;
     // Labelled by where snapshots go, not by the file's name (which usually carries a
@@ -52,11 +52,11 @@ pub fn run(
                     revision as f64,
                 ));
             }
-            jobmetrics::record(metrics, &timer, "snapshot_save", labels, true, values);
+            jobmetrics::record(metrics, started, "snapshot_save", labels, true, values);
             report
         }
         Err(e) => {
-            jobmetrics::record(metrics, &timer, "snapshot_save", labels, false, Vec::new());
+            jobmetrics::record(metrics, started, "snapshot_save", labels, false, Vec::new());
             return Err(e);
         }
     };
