@@ -210,7 +210,8 @@ pub fn apply(src: &Path, dst: &Path, damage: Damage) -> Result<Applied, Error> {
 pub enum DataDirDamage {
     /// Cut the last WAL segment in the middle of its records (a lost tail).
     CutWalMidRecord,
-    /// Zero the last 512 bytes of records in the last WAL segment (a torn write).
+    /// Zero the last WAL segment from a sector boundary inside its last entry record
+    /// that spans one (a torn write that loses an applied entry).
     ZeroWalTail,
     /// Flip a byte in a record in the middle of the first WAL segment.
     FlipWalRecord,
@@ -258,6 +259,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// How a `walpb.Record` of type entry (2) begins: field 1 (`type`), varint 2.
+const WAL_ENTRY_RECORD: &[u8] = &[0x08, 0x02];
 
 /// The frames of a WAL segment as (body start, frame end) offsets, up to the first zero
 /// length word or the first frame that does not fit.
@@ -335,19 +339,22 @@ pub fn apply_to_data_dir(
         }
         DataDirDamage::ZeroWalTail => {
             // A torn write: the sectors after some sector boundary never reached the
-            // disk. The boundary is inside the body of the last record that spans one,
-            // so the record holds an all-zero sector chunk (what etcd's isTornEntry
-            // looks for) whatever the lengths of the records happen to be.
+            // disk. The boundary is inside the body of the last entry record that spans
+            // one, so the record holds an all-zero sector chunk (what etcd's
+            // isTornEntry looks for) whatever the lengths of the records happen to be,
+            // and an entry the backend has applied is lost with it. (A torn HardState
+            // record alone loses nothing, and etcd repairs it silently.)
             let mut bytes = read(&last)?;
             let end = data_end(&bytes);
             let start = wal_frames(&bytes)
                 .into_iter()
                 .rev()
+                .filter(|&(body, _)| bytes.get(body..body + 2) == Some(WAL_ENTRY_RECORD))
                 .find_map(|(body, frame_end)| {
                     let boundary = (body / 512 + 1) * 512;
                     (boundary < frame_end.min(end)).then_some(boundary)
                 })
-                .ok_or_else(|| bad("no record of the last WAL segment spans a sector"))?;
+                .ok_or_else(|| bad("no entry record of the last WAL segment spans a sector"))?;
             bytes[start..end].fill(0);
             write(&last, &bytes)?;
             AppliedToFile {
